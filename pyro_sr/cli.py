@@ -1,0 +1,195 @@
+"""The ``pyro-sr`` command line: it parses arguments and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from pyro_sr.data.degradation import DEGRADATIONS, SUPPORTED_SCALES, Degradation
+from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
+from pyro_sr.training.cnn import TrainingError
+from pyro_sr.training.device import DEVICE_CHOICES
+
+DATA_HELP = (
+    "cifar10 (needs --data-dir or --download), sample (the 64 bundled test images), or folder (--data-dir of images)"
+)
+
+
+def _add_data_args(p: argparse.ArgumentParser, splits: tuple[str, ...], default_split: str) -> None:
+    p.add_argument("--data", default="cifar10", choices=("cifar10", "sample", "folder"), help=DATA_HELP)
+    p.add_argument(
+        "--split", default=default_split, choices=splits, help="data split (default: %(default)s)"
+    )
+    p.add_argument("--data-dir", type=Path, help="folder with cifar10_{train,test}.npz or cifar-10-batches-py")
+    p.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision into --data-dir")
+    p.add_argument("--val-size", type=int, default=5000, help="images held out from train for validation")
+
+
+def _add_degradation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", type=int, default=4, choices=SUPPORTED_SCALES, help="upscaling factor (default: 4)")
+    p.add_argument(
+        "--degradation",
+        default="gaussian",
+        choices=DEGRADATIONS,
+        help="gaussian: the paper's blur (sigma) + subsampling at offset scale//2; bicubic: antialiased",
+    )
+    p.add_argument("--sigma", type=float, default=1.0, help="Gaussian blur sigma (default: 1.0)")
+
+
+def _degradation(args: argparse.Namespace) -> Degradation:
+    return Degradation(args.degradation, args.scale, args.sigma)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def cmd_fit_cnn(args: argparse.Namespace) -> int:
+    from pyro_sr.training.cnn import TRAIN_PRESETS, fit_cnn
+    from pyro_sr.training.data import training_data
+
+    _set_threads(args.threads)
+    degradation = _degradation(args)
+    preset = TRAIN_PRESETS[args.recipe or ("paper" if args.arch == "seed" else "default")]
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("seed", args.seed)) if v is not None}  # fmt: skip
+    train_config = replace(preset, **overrides)
+    model_config = CNNConfig(arch=args.arch, scale=args.scale, channels=args.channels, blocks=args.blocks)
+    train, val = training_data(args.data, degradation, args.data_dir, args.download, args.val_size)
+    meta = {"degradation": vars(degradation), "data": args.data, "command": "pyro-sr " + " ".join(sys.argv[1:])}
+    history = fit_cnn(
+        model_config,
+        train_config,
+        train,
+        val,
+        args.out,
+        device=args.device,
+        resume=args.resume,
+        meta=meta,
+        progress=not args.quiet,
+    )
+    if history:
+        print(json.dumps(history[-1]))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pyro_sr.data.datasets import load_pairs
+    from pyro_sr.evaluation.evaluate import evaluate_models, format_table
+
+    _set_threads(args.threads)
+    pairs = load_pairs(args.data, args.split, _degradation(args), args.data_dir, args.download, args.val_size)
+    if args.limit:
+        pairs = pairs.subset(torch.arange(min(args.limit, len(pairs))))
+    rows = evaluate_models(args.checkpoints, pairs, _degradation(args), device=args.device)
+    print(format_table(rows))
+    if args.out:
+        from pyro_sr.data.images import atomic_write
+
+        report = {
+            "data": args.data,
+            "split": args.split,
+            "images": len(pairs),
+            "degradation": vars(_degradation(args)),
+            "results": rows,
+        }
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from pyro_sr.inference.upscale import upscale_files
+
+    _set_threads(args.threads)
+    for path in upscale_files(args.images, args.model, args.out, scale=args.scale, device=args.device,
+                              tile=args.tile):  # fmt: skip
+        print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pyro_sr.demo import run_demo
+
+    _set_threads(args.threads)
+    print(run_demo(args.out, device=args.device))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyro-sr", description="Probabilistic image super-resolution in Pyro.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto uses CUDA when available")
+    common.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+    fit = sub.add_parser("fit", help="train a model")
+    fit_sub = fit.add_subparsers(dest="model", required=True, metavar="MODEL")
+    cnn = fit_sub.add_parser(
+        "cnn",
+        parents=[common],
+        help="train a CNN super-resolver with MSE",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cnn.add_argument("--arch", default="resnet", choices=CNN_ARCHS, help="seed: the paper's CNN; resnet: ours")
+    cnn.add_argument(
+        "--recipe", choices=("paper", "default"), help="training preset (default: paper for seed, default for resnet)"
+    )
+    cnn.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    cnn.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    cnn.add_argument("--lr", type=float, help="override the recipe's learning rate")
+    cnn.add_argument("--seed", type=int, help="override the recipe's seed")
+    cnn.add_argument("--channels", type=int, default=CNNConfig.channels, help="resnet width")
+    cnn.add_argument("--blocks", type=int, default=CNNConfig.blocks, help="resnet residual blocks")
+    _add_data_args(cnn, ("train",), "train")
+    _add_degradation_args(cnn)
+    cnn.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl and checkpoint.pt")
+    cnn.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    cnn.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    cnn.set_defaults(func=cmd_fit_cnn)
+
+    ev = sub.add_parser("evaluate", parents=[common], help="score bicubic, nearest and checkpoints on a data set")
+    ev.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT", help="run folders, .pt files or bundled names")
+    _add_data_args(ev, ("train", "val", "test"), "test")
+    _add_degradation_args(ev)
+    ev.add_argument("--limit", type=int, help="only the first N images")
+    ev.add_argument("--out", type=Path, help="also write the table as JSON here")
+    ev.set_defaults(func=cmd_evaluate)
+
+    up = sub.add_parser("upscale", parents=[common], help="super-resolve image files")
+    up.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    up.add_argument("--model", default="cnn", help="checkpoint path or bundled name (default: %(default)s)")
+    up.add_argument(
+        "--scale", type=int, choices=SUPPORTED_SCALES, help="expected model scale"
+    )
+    up.add_argument("--tile", type=int, default=128, help="LR tile size that bounds memory (default: %(default)s)")
+    up.add_argument("--out", type=Path, required=True, help="output folder; writes OUT/<stem>.png")
+    up.set_defaults(func=cmd_upscale)
+
+    demo = sub.add_parser("demo", parents=[common], help="bundled model on bundled images: a PNG grid and metrics")
+    demo.add_argument("--out", type=Path, default=Path("pyro-sr-demo"), help="output folder (default: %(default)s)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError, TrainingError) as err:
+        print(f"pyro-sr: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pyro-sr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

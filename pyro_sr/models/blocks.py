@@ -1,0 +1,41 @@
+"""Building blocks shared by the CNNs and the VAEs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+
+class ResidualBlock(nn.Module):
+    """conv-ReLU-conv with an identity skip; the last conv starts small (scaled by 1/sqrt(depth)), as in
+    VDVAE/EDSR, so a deep stack begins close to the identity and trains stably without normalisation."""
+
+    def __init__(self, channels: int, depth: int = 1):
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+        with torch.no_grad():
+            self.conv2.weight.mul_(1.0 / math.sqrt(max(depth, 1)))
+            self.conv2.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
+class SubPixelUpsampler(nn.Sequential):
+    """log2(scale) stages of conv -> PixelShuffle(2) -> ReLU (ESPCN-style sub-pixel upsampling)."""
+
+    def __init__(self, channels: int, scale: int):
+        stages = int(math.log2(scale))
+        if 2**stages != scale:
+            raise ValueError(f"scale must be a power of two, got {scale}")
+        layers: list[nn.Module] = []
+        for _ in range(stages):
+            layers += [conv3x3(channels, 4 * channels), nn.PixelShuffle(2), nn.ReLU()]
+        super().__init__(*layers)
