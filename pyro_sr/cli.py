@@ -22,9 +22,7 @@ DATA_HELP = (
 
 def _add_data_args(p: argparse.ArgumentParser, splits: tuple[str, ...], default_split: str) -> None:
     p.add_argument("--data", default="cifar10", choices=("cifar10", "sample", "folder"), help=DATA_HELP)
-    p.add_argument(
-        "--split", default=default_split, choices=splits, help="data split (default: %(default)s)"
-    )
+    p.add_argument("--split", default=default_split, choices=splits, help="data split (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, help="folder with cifar10_{train,test}.npz or cifar-10-batches-py")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision into --data-dir")
     p.add_argument("--val-size", type=int, default=5000, help="images held out from train for validation")
@@ -165,9 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upscale", parents=[common], help="super-resolve image files")
     up.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     up.add_argument("--model", default="cnn", help="checkpoint path or bundled name (default: %(default)s)")
-    up.add_argument(
-        "--scale", type=int, choices=SUPPORTED_SCALES, help="expected model scale"
-    )
+    up.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, help="expected model scale")
     up.add_argument("--tile", type=int, default=128, help="LR tile size that bounds memory (default: %(default)s)")
     up.add_argument("--out", type=Path, required=True, help="output folder; writes OUT/<stem>.png")
     up.set_defaults(func=cmd_upscale)

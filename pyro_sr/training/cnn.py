@@ -143,7 +143,7 @@ def fit_cnn(
         for lr_batch, hr_batch in bar:
             loss = nn.functional.mse_loss(model(lr_batch), hr_batch)
             if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {float(loss)} in epoch {epoch}; the last good checkpoint is kept")
+                raise TrainingError(f"loss became {loss.item()} in epoch {epoch}; the last good checkpoint is kept")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if train_config.grad_clip:

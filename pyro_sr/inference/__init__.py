@@ -1,0 +1,1 @@
+"""Inference: super-resolving tensors and image files with a trained model."""

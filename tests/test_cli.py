@@ -1,0 +1,133 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pyro_sr.cli import main
+from pyro_sr.data.images import load_rgb
+from pyro_sr.inference.upscale import super_resolve
+from pyro_sr.pretrained import load_model
+
+TINY = ["--channels", "8", "--blocks", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    assert main(["fit", "cnn", "--data", "sample", "--epochs", "1", "--batch-size", "16", "--quiet", "--device", "cpu",
+                 "--out", str(run), *TINY]) == 0  # fmt: skip
+    return run
+
+
+@pytest.fixture
+def photos(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (9, 13, 3), dtype=np.uint8)).save(folder / "rgb.png")
+    Image.fromarray(rng.integers(0, 256, (6, 6), dtype=np.uint8)).save(folder / "gray.jpg")
+    Image.fromarray(rng.integers(0, 256, (5, 7, 4), dtype=np.uint8), "RGBA").save(folder / "alpha.png")
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).convert("P").save(folder / "palette.gif")
+    return folder
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("pyro-sr: error: ")
+    return err[0]
+
+
+def test_fit_writes_log_and_checkpoint(tiny_run):
+    assert (tiny_run / "checkpoint.pt").is_file()
+    assert json.loads((tiny_run / "log.jsonl").read_text().splitlines()[0])["epoch"] == 1
+
+
+def test_evaluate_prints_and_writes_a_table(tiny_run, tmp_path, capsys):
+    out = tmp_path / "table.json"
+    assert main(["evaluate", "--data", "sample", "--limit", "16", str(tiny_run), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| bicubic |" in printed and f"| {tiny_run.name} |" in printed
+    report = json.loads(out.read_text())
+    assert [r["model"] for r in report["results"]] == ["nearest", "bicubic", tiny_run.name]
+    assert report["images"] == 16
+    bicubic = report["results"][1]
+    assert 0.005 < bicubic["mse"] < 0.02 and bicubic["ssim"] > 0.4
+
+
+def test_upscale_converts_any_image_mode(tiny_run, photos, tmp_path):
+    out = tmp_path / "sr"
+    inputs = sorted(photos.iterdir())
+    assert main(["upscale", *map(str, inputs), "--model", str(tiny_run / "checkpoint.pt"), "--out", str(out)]) == 0
+    for path in inputs:
+        with Image.open(path) as im:
+            w, h = im.size
+        with Image.open(out / f"{path.stem}.png") as sr:
+            assert sr.size == (4 * w, 4 * h) and sr.mode == "RGB"
+
+
+def test_tiled_upscaling_equals_one_pass(tiny_run):
+    model = load_model(tiny_run).model
+    lr = torch.rand(1, 3, 37, 50)
+    torch.testing.assert_close(super_resolve(model, lr, 4, tile=16), super_resolve(model, lr, 4, tile=1000))
+
+
+def test_alpha_is_composited_on_white(tmp_path):
+    Image.new("RGBA", (4, 4), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert load_rgb(tmp_path / "clear.png").eq(255).all()
+
+
+def test_missing_data_dir_is_one_clear_line(tmp_path, capsys):
+    assert main(["fit", "cnn", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), *TINY]) == 2
+    assert "no CIFAR-10 found" in error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("content,name", [(b"plain text", "notes.txt"), (None, "broken.png")])
+def test_bad_images_are_one_clear_line(tiny_run, tmp_path, capsys, content, name):
+    path = tmp_path / name
+    if content is None:  # a PNG cut off half way
+        Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(path)
+        content = path.read_bytes()[:40]
+    path.write_bytes(content)
+    out = tmp_path / "out"
+    assert main(["upscale", str(path), "--model", str(tiny_run), "--out", str(out)]) == 2
+    assert "not a readable image" in error_line(capsys)
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_wrong_checkpoint_is_one_clear_line(tmp_path, photos, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["upscale", str(photos / "rgb.png"), "--model", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "not a pyro-sr checkpoint" in error_line(capsys)
+    assert main(["evaluate", "--data", "sample", "no-such-model"]) == 2
+    assert "no bundled model of that name" in error_line(capsys)
+
+
+def test_wrong_scale_is_refused(tiny_run, photos, tmp_path, capsys):
+    assert main(["upscale", str(photos / "rgb.png"), "--model", str(tiny_run), "--scale", "2", "--out",
+                 str(tmp_path / "o")]) == 2  # fmt: skip
+    assert "upscales x4, not x2" in error_line(capsys)
+
+
+def test_console_entry_point_exits_non_zero_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pyro_sr", "upscale", str(tmp_path / "missing.png"), "--out", str(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"pyro-sr: error: image not found: {tmp_path / 'missing.png'}"
+
+
+def test_demo_writes_grid_and_metrics_and_bundled_cnn_beats_bicubic(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    assert "| cnn |" in capsys.readouterr().out
+    with Image.open(tmp_path / "demo_grid.png") as grid:
+        assert grid.width > 300 and grid.height > 600
+    rows = {r["model"]: r for r in json.loads((tmp_path / "metrics.json").read_text())["results"]}
+    assert rows["cnn"]["mse"] < rows["bicubic"]["mse"] < rows["nearest"]["mse"]

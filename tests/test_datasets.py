@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pyro_sr.data.datasets import (
+    DataError,
+    ImageFolderCrops,
+    PairedImages,
+    load_bundled_sample,
+    load_cifar10,
+    load_pairs,
+    train_val_split,
+)
+from pyro_sr.data.degradation import Degradation
+
+
+def test_reads_cifar_batches_folder_or_its_parent(fake_cifar_batches):
+    train = load_cifar10("train", fake_cifar_batches.parent)
+    assert train.shape == (50, 3, 32, 32) and train.dtype == torch.uint8
+    test = load_cifar10("test", fake_cifar_batches)
+    assert test.shape == (10, 3, 32, 32)
+    # The pickle stores planar RGB rows: pixel (0, 0) of channel 1 is element 1024 of the row.
+    import pickle
+
+    with (fake_cifar_batches / "test_batch").open("rb") as f:
+        row = pickle.load(f)["data"][0]
+    assert int(test[0, 1, 0, 0]) == int(row[1024])
+
+
+def test_reads_npz_layout(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "cifar10_test.npz", images=images, labels=np.zeros(7, dtype=np.int64))
+    hr = load_cifar10("test", tmp_path)
+    assert torch.equal(hr.permute(0, 2, 3, 1), torch.from_numpy(images))
+
+
+def test_missing_or_corrupt_data_gives_clear_errors(tmp_path, fake_cifar_batches):
+    with pytest.raises(DataError, match="no CIFAR-10 found"):
+        load_cifar10("train", tmp_path / "nowhere")
+    (fake_cifar_batches / "data_batch_3").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="not a CIFAR-10 batch file"):
+        load_cifar10("train", fake_cifar_batches)
+    (tmp_path / "cifar10_test.npz").write_bytes(b"not an npz")
+    with pytest.raises(DataError, match="cannot read images"):
+        load_cifar10("test", tmp_path)
+
+
+def test_train_val_split_is_fixed_and_disjoint():
+    train, val = train_val_split(100, val_size=20, seed=3)
+    train2, val2 = train_val_split(100, val_size=20, seed=3)
+    assert torch.equal(val, val2) and torch.equal(train, train2)
+    assert len(val) == 20 and len(train) == 80
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    with pytest.raises(DataError):
+        train_val_split(10, val_size=10)
+
+
+def test_load_pairs_splits_train_into_train_and_val(fake_cifar_batches):
+    degradation = Degradation()
+    train = load_pairs("cifar10", "train", degradation, fake_cifar_batches, val_size=12)
+    val = load_pairs("cifar10", "val", degradation, fake_cifar_batches, val_size=12)
+    assert len(train) == 38 and len(val) == 12
+    assert train.lr.shape == (38, 3, 8, 8) and train.hr.dtype == torch.uint8
+    torch.testing.assert_close(train.lr, degradation(train.hr.float() / 255))
+
+
+def test_batches_cover_every_pair_once_in_shuffled_order():
+    pairs = PairedImages.from_hr(load_bundled_sample()[:10], Degradation())
+    gen = torch.Generator().manual_seed(0)
+    batches = list(pairs.batches(4, shuffle=True, generator=gen))
+    assert [len(hr) for _, hr in batches] == [4, 4, 2]
+    seen = torch.cat([hr for _, hr in batches])
+    assert sorted(seen.sum((1, 2, 3)).tolist()) == pytest.approx(
+        sorted(pairs.hr.float().div(255).sum((1, 2, 3)).tolist())
+    )
+    lr, hr = pairs[3]
+    assert lr.shape == (3, 8, 8) and hr.shape == (3, 32, 32) and hr.max() <= 1
+
+
+def test_bundled_sample_is_the_first_cifar_test_images():
+    sample = load_bundled_sample()
+    assert sample.shape == (64, 3, 32, 32) and sample.dtype == torch.uint8
+
+
+def test_image_folder_gives_fresh_random_crops(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(tmp_path / "b.jpg")
+    Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(tmp_path / "too_small.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    crops = ImageFolderCrops(tmp_path, Degradation(scale=4), crop_size=32, crops_per_epoch=10)
+    assert len(crops.images) == 2
+    gen = torch.Generator().manual_seed(0)
+    first = list(crops.batches(4, generator=gen))
+    second = list(crops.batches(4, generator=gen))
+    assert [hr.shape[0] for _, hr in first] == [4, 4, 2]
+    assert first[0][0].shape == (4, 3, 8, 8) and first[0][1].shape == (4, 3, 32, 32)
+    assert not torch.equal(first[0][1], second[0][1])
+    with pytest.raises(DataError, match="no image"):
+        ImageFolderCrops(tmp_path, Degradation(), crop_size=128)
+    with pytest.raises(DataError, match="not divisible"):
+        ImageFolderCrops(tmp_path, Degradation(), crop_size=30)

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import torch
+
+from pyro_sr.data.datasets import PairedImages, load_bundled_sample
+from pyro_sr.data.degradation import Degradation
+from pyro_sr.models.cnn import CNNConfig
+from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint
+from pyro_sr.training.cnn import TrainConfig, TrainingError, evaluate_mse, fit_cnn, load_cnn
+
+TINY = CNNConfig(arch="resnet", channels=8, blocks=1)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    data = PairedImages.from_hr(load_bundled_sample(), Degradation())
+    return data.subset(torch.arange(48)), data.subset(torch.arange(48, 64))
+
+
+def test_short_fit_lowers_the_loss_and_logs_each_epoch(tmp_path, pairs):
+    train, val = pairs
+    config = TrainConfig(epochs=3, batch_size=8, lr=3e-3, schedule="constant")
+    history = fit_cnn(TINY, config, train, val, tmp_path, device="cpu", progress=False)
+    assert history[-1]["train_mse"] < history[0]["train_mse"]
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3]
+    model = load_cnn(load_checkpoint(tmp_path))
+    assert evaluate_mse(model, val, torch.device("cpu")) == pytest.approx(history[-1]["val_mse"], rel=1e-5)
+
+
+def test_resume_gives_identical_next_epoch(tmp_path, pairs, monkeypatch):
+    train, val = pairs
+    config = TrainConfig(epochs=3, batch_size=8)
+    straight = fit_cnn(TINY, config, train, val, tmp_path / "straight", device="cpu", progress=False)
+    interrupted = tmp_path / "interrupted"
+    import pyro_sr.training.cnn as cnn_module
+
+    real_save, calls = cnn_module.save_checkpoint, []
+
+    def save_then_stop(payload, path):
+        real_save(payload, path)
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cnn_module, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit_cnn(TINY, config, train, val, interrupted, device="cpu", progress=False)
+    monkeypatch.setattr(cnn_module, "save_checkpoint", real_save)
+    resumed = fit_cnn(TINY, config, train, val, interrupted, device="cpu", resume=True, progress=False)
+    assert [r["train_mse"] for r in resumed[1:]] == [r["train_mse"] for r in straight[1:]]
+    assert resumed[-1]["val_mse"] == straight[-1]["val_mse"]
+
+
+def test_existing_run_needs_resume_and_matching_model(tmp_path, pairs):
+    train, val = pairs
+    fit_cnn(TINY, TrainConfig(epochs=1, batch_size=16), train, val, tmp_path, device="cpu", progress=False)
+    with pytest.raises(CheckpointError, match="--resume"):
+        fit_cnn(TINY, TrainConfig(epochs=1), train, val, tmp_path, device="cpu", progress=False)
+    with pytest.raises(CheckpointError, match="another model"):
+        fit_cnn(CNNConfig(arch="seed"), TrainConfig(epochs=2), train, val, tmp_path, device="cpu", resume=True)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, pairs):
+    train, val = pairs
+    fit_cnn(TINY, TrainConfig(epochs=1, batch_size=16), train, val, tmp_path, device="cpu", progress=False)
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    broken = PairedImages(train.hr, train.lr.clone().fill_(float("nan")))
+    with pytest.raises(TrainingError, match="loss became nan"):
+        fit_cnn(TINY, TrainConfig(epochs=2, batch_size=16), broken, val, tmp_path, device="cpu", resume=True,
+                progress=False)  # fmt: skip
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_file_that_is_not_a_checkpoint_is_rejected(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="not a pyro-sr checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"some": "dict"}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a pyro-sr checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
