@@ -1,0 +1,36 @@
+"""Score a trained CNN on the CIFAR-10 test images and write it as bundled weights with its metrics.
+
+python scripts/bundle_weights.py runs/resnet cnn --data-dir ../shared/data/cifar10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pyro_sr.data.datasets import load_pairs
+from pyro_sr.evaluation.evaluate import evaluate_models
+from pyro_sr.pretrained import BUNDLED_MODELS, bundled_path, export_weights
+from pyro_sr.training.checkpoint import load_checkpoint
+from pyro_sr.training.cnn import degradation_of
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="run folder or checkpoint.pt")
+    parser.add_argument("name", choices=BUNDLED_MODELS, help="bundled name to write")
+    parser.add_argument("--data-dir", type=Path, required=True, help="folder with cifar10_test.npz")
+    args = parser.parse_args()
+    degradation = degradation_of(load_checkpoint(args.checkpoint))
+    test = load_pairs("cifar10", "test", degradation, args.data_dir)
+    row = evaluate_models([args.checkpoint], test, degradation)[-1]
+    metrics = {"cifar10_test_images": len(test), **{k: row[k] for k in ("mse", "psnr", "mean_psnr", "ssim", "lr_psnr")}}
+    export_weights(args.checkpoint, bundled_path(args.name), metrics)
+    print(json.dumps({"name": args.name, **metrics}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
