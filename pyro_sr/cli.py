@@ -20,8 +20,8 @@ DATA_HELP = (
 )
 
 
-def _add_data_args(p: argparse.ArgumentParser, splits: tuple[str, ...], default_split: str) -> None:
-    p.add_argument("--data", default="cifar10", choices=("cifar10", "sample", "folder"), help=DATA_HELP)
+def _add_data_args(p: argparse.ArgumentParser, splits: tuple[str, ...], default_split: str, sources: tuple[str, ...]):
+    p.add_argument("--data", default="cifar10", choices=sources, help=DATA_HELP)
     p.add_argument("--split", default=default_split, choices=splits, help="data split (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, help="folder with cifar10_{train,test}.npz or cifar-10-batches-py")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision into --data-dir")
@@ -59,7 +59,9 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
                                    ("seed", args.seed)) if v is not None}  # fmt: skip
     train_config = replace(preset, **overrides)
     model_config = CNNConfig(arch=args.arch, scale=args.scale, channels=args.channels, blocks=args.blocks)
-    train, val = training_data(args.data, degradation, args.data_dir, args.download, args.val_size)
+    train, val = training_data(
+        args.data, degradation, args.data_dir, args.download, args.val_size, args.crops_per_epoch
+    )
     meta = {"degradation": vars(degradation), "data": args.data, "command": "pyro-sr " + " ".join(sys.argv[1:])}
     history = fit_cnn(
         model_config,
@@ -145,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     cnn.add_argument("--seed", type=int, help="override the recipe's seed")
     cnn.add_argument("--channels", type=int, default=CNNConfig.channels, help="resnet width")
     cnn.add_argument("--blocks", type=int, default=CNNConfig.blocks, help="resnet residual blocks")
-    _add_data_args(cnn, ("train",), "train")
+    _add_data_args(cnn, ("train",), "train", ("cifar10", "sample", "folder"))
     _add_degradation_args(cnn)
+    cnn.add_argument("--crops-per-epoch", type=int, default=10000, help="with --data folder: random crops per epoch")
     cnn.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl and checkpoint.pt")
     cnn.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     cnn.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
@@ -154,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", parents=[common], help="score bicubic, nearest and checkpoints on a data set")
     ev.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT", help="run folders, .pt files or bundled names")
-    _add_data_args(ev, ("train", "val", "test"), "test")
+    _add_data_args(ev, ("train", "val", "test"), "test", ("cifar10", "sample"))
     _add_degradation_args(ev)
     ev.add_argument("--limit", type=int, help="only the first N images")
     ev.add_argument("--out", type=Path, help="also write the table as JSON here")

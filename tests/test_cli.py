@@ -131,3 +131,16 @@ def test_demo_writes_grid_and_metrics_and_bundled_cnn_beats_bicubic(tmp_path, ca
         assert grid.width > 300 and grid.height > 600
     rows = {r["model"]: r for r in json.loads((tmp_path / "metrics.json").read_text())["results"]}
     assert rows["cnn"]["mse"] < rows["bicubic"]["mse"] < rows["nearest"]["mse"]
+
+
+def test_fit_on_a_folder_of_photos(tmp_path):
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["fit", "cnn", "--data", "folder", "--data-dir", str(photos), "--epochs", "1", "--quiet",
+                 "--crops-per-epoch", "64", "--out", str(run), *TINY]) == 0  # fmt: skip
+    record = json.loads((run / "log.jsonl").read_text())
+    assert record["val_mse"] > 0

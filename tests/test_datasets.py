@@ -101,3 +101,18 @@ def test_image_folder_gives_fresh_random_crops(tmp_path):
         ImageFolderCrops(tmp_path, Degradation(), crop_size=128)
     with pytest.raises(DataError, match="not divisible"):
         ImageFolderCrops(tmp_path, Degradation(), crop_size=30)
+
+
+def test_download_goes_through_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    class FakeCIFAR10:
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            self.data = np.zeros((3, 32, 32, 3), dtype=np.uint8)
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    assert load_cifar10("test", tmp_path, download=True).shape == (3, 3, 32, 32)
+    assert calls == [(str(tmp_path), False, True)]

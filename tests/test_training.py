@@ -81,3 +81,11 @@ def test_a_file_that_is_not_a_checkpoint_is_rejected(tmp_path):
     torch.save({"some": "dict"}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a pyro-sr checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fit_on_cuda(tmp_path, pairs):
+    train, val = pairs
+    history = fit_cnn(TINY, TrainConfig(epochs=1, batch_size=16), train, val, tmp_path, device="cuda", progress=False)
+    assert history[0]["val_mse"] > 0
+    assert load_checkpoint(tmp_path)["model"]["head.weight"].device.type == "cpu"

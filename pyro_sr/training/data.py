@@ -18,13 +18,16 @@ def training_data(
     data_dir: str | Path | None = None,
     download: bool = False,
     val_size: int = 5000,
+    crops_per_epoch: int = 10000,
 ) -> tuple[PairedImages | ImageFolderCrops, PairedImages | None]:
     """CIFAR-10 train minus a held-out validation split; the bundled sample (no validation); or random crops
     of a folder of images, validated on a fixed set of crops drawn with seed 0."""
     if data == "folder":
         if data_dir is None:
             raise DataError("--data folder needs --data-dir pointing at a folder of images")
-        crops = ImageFolderCrops(data_dir, degradation, crop_size=8 * degradation.scale)
+        crops = ImageFolderCrops(
+            data_dir, degradation, crop_size=8 * degradation.scale, crops_per_epoch=crops_per_epoch
+        )
         val_hr = crops.sample_crops(FOLDER_VAL_CROPS, torch.Generator().manual_seed(0))
         return crops, PairedImages.from_hr(val_hr, degradation)
     if data == "sample":
