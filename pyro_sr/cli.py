@@ -81,24 +81,19 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pyro_sr.data.datasets import load_pairs
+    from pyro_sr.data.images import atomic_write
     from pyro_sr.evaluation.evaluate import evaluate_models, format_table
 
     _set_threads(args.threads)
-    pairs = load_pairs(args.data, args.split, _degradation(args), args.data_dir, args.download, args.val_size)
+    degradation = _degradation(args)
+    pairs = load_pairs(args.data, args.split, degradation, args.data_dir, args.download, args.val_size)
     if args.limit:
         pairs = pairs.subset(torch.arange(min(args.limit, len(pairs))))
-    rows = evaluate_models(args.checkpoints, pairs, _degradation(args), device=args.device)
+    rows = evaluate_models(args.checkpoints, pairs, degradation, device=args.device)
     print(format_table(rows))
     if args.out:
-        from pyro_sr.data.images import atomic_write
-
-        report = {
-            "data": args.data,
-            "split": args.split,
-            "images": len(pairs),
-            "degradation": vars(_degradation(args)),
-            "results": rows,
-        }
+        report = {"data": args.data, "split": args.split, "images": len(pairs), "degradation": vars(degradation),
+                  "results": rows}  # fmt: skip
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
         print(f"wrote {args.out}")
     return 0
