@@ -18,9 +18,10 @@ def pairs():
     return data.subset(torch.arange(48)), data.subset(torch.arange(48, 64))
 
 
-def test_short_fit_lowers_the_loss_and_logs_each_epoch(tmp_path, pairs):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_short_fit_lowers_the_loss_and_logs_each_epoch(tmp_path, pairs, precision):
     train, val = pairs
-    config = TrainConfig(epochs=3, batch_size=8, lr=3e-3, schedule="constant")
+    config = TrainConfig(epochs=3, batch_size=8, lr=3e-3, schedule="constant", precision=precision)
     history = fit_cnn(TINY, config, train, val, tmp_path, device="cpu", progress=False)
     assert history[-1]["train_mse"] < history[0]["train_mse"]
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]

@@ -42,10 +42,13 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | constant
     grad_clip: float | None = 1.0
     seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (autocast; about 2x faster on CPUs with AVX512-BF16 and on GPUs)
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose adam or sgd")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"unknown schedule {self.schedule!r}; choose cosine or constant")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
@@ -112,7 +115,7 @@ def fit_cnn(
         raise CheckpointError(f"{checkpoint_path} exists; pass --resume to continue it or choose another --out")
 
     torch.manual_seed(train_config.seed)
-    model = build_cnn(model_config).to(dev)
+    model = build_cnn(model_config).to(dev, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, train_config)
     steps_per_epoch = math.ceil(len(train_data) / train_config.batch_size)
     scheduler = make_scheduler(optimizer, train_config, steps_per_epoch)
@@ -141,7 +144,9 @@ def fit_cnn(
             leave=False,
         )
         for lr_batch, hr_batch in bar:
-            loss = nn.functional.mse_loss(model(lr_batch), hr_batch)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=train_config.precision == "bf16"):
+                sr = model(lr_batch.contiguous(memory_format=torch.channels_last))
+            loss = nn.functional.mse_loss(sr.float(), hr_batch)
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss became {loss.item()} in epoch {epoch}; the last good checkpoint is kept")
             optimizer.zero_grad(set_to_none=True)
