@@ -1,0 +1,213 @@
+"""The one SVI training loop for every pyro-sr VAE (anything with ``model(lr, hr, beta)`` / ``guide(lr, hr, beta)``).
+
+The objective is Pyro's own (``Trace_ELBO`` or, with analytic KL, ``TraceMeanField_ELBO``); the KL factor from a
+:class:`~pyro_sr.inference.annealing.KLSchedule` reaches the latent sites as the ``beta`` argument, where
+``poutine.scale`` applies it. Every epoch writes a JSON line (train objective, the β in force, full-validation ELBO,
+KL, expected log-likelihood and PSNR) and an atomic checkpoint with network, optimizer, schedule position and RNG
+states. The Pyro param store holds exactly the network's parameters (``pyro.module``), so the network's
+state_dict is the param store's content. ``steps.jsonl`` gets the per-image loss and β of every step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from pyro.optim import ClippedAdam
+from pyro.poutine.util import site_is_subsample
+from torch import nn
+from tqdm import tqdm
+
+from pyro_sr.data.datasets import PairedImages
+from pyro_sr.evaluation.metrics import mse_to_psnr
+from pyro_sr.inference.annealing import KLSchedule
+from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pyro_sr.training.cnn import TrainingError
+from pyro_sr.training.device import resolve_device
+
+ELBOS = ("trace", "meanfield")
+
+
+@dataclass(frozen=True)
+class SVIConfig:
+    """How a VAE is fitted with SVI."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.05  # ClippedAdam's per-step decay brings lr to this fraction at the end
+    clip_norm: float = 10.0
+    elbo: str = "trace"  # trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)
+    kl: KLSchedule = KLSchedule()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.elbo not in ELBOS:
+            raise ValueError(f"unknown ELBO {self.elbo!r}; choose from {ELBOS}")
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or not 0 < self.final_lr_fraction <= 1:
+            raise ValueError("epochs and batch size must be >= 1, lr > 0 and 0 < final_lr_fraction <= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SVIConfig:
+        return cls(**{**d, "kl": KLSchedule(**d["kl"])})
+
+
+def make_elbo(name: str) -> Trace_ELBO:
+    return TraceMeanField_ELBO() if name == "meanfield" else Trace_ELBO()
+
+
+@torch.no_grad()
+def elbo_terms(vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image expected log-likelihood (one posterior sample), analytic KL and their difference, the ELBO
+    at β = 1, plus the PSNR-relevant squared error of the decoder mean given that sample."""
+    guide_trace = poutine.trace(vae.guide).get_trace(lr, hr, 1.0)
+    model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(lr, hr, 1.0)
+    log_lik = model_trace.nodes["hr"]["fn"].log_prob(hr)
+    kl = torch.zeros_like(log_lik)
+    for name, site in guide_trace.nodes.items():
+        if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site):
+            kl = kl + torch.distributions.kl_divergence(site["fn"], model_trace.nodes[name]["fn"])
+    return {"log_lik": log_lik, "kl": kl, "elbo": log_lik - kl}
+
+
+@torch.no_grad()
+def validate(vae: nn.Module, data: PairedImages, device: torch.device, batch_size: int = 250) -> dict[str, float]:
+    """ELBO, KL and log-likelihood per image over all of ``data``, and the PSNR of super-resolutions whose
+    latents come from the prior (what a user gets), in nats."""
+    from pyro.infer import Predictive
+
+    sums = {"elbo": 0.0, "kl": 0.0, "log_lik": 0.0}
+    sq_err, pixels = 0.0, 0
+    for lr, hr in data.batches(batch_size, device=device):
+        for key, value in elbo_terms(vae, lr, hr).items():
+            sums[key] += float(value.sum())
+        sr = Predictive(vae.model, num_samples=1, return_sites=("sr",))(lr)["sr"][0]
+        sq_err += float(((sr.clamp(0, 1) - hr) ** 2).sum())
+        pixels += hr.numel()
+    return {**{f"val_{k}": v / len(data) for k, v in sums.items()}, "val_psnr": mse_to_psnr(sq_err / pixels)}
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def fit_vae(
+    vae: nn.Module,
+    kind: str,
+    config: SVIConfig,
+    train_data: PairedImages,
+    val_data: PairedImages | None,
+    run_dir: str | Path,
+    device: str = "auto",
+    resume: bool = False,
+    meta: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Fit ``vae`` (its model/guide) with SVI; returns the per-epoch log, also written to ``run_dir/log.jsonl``."""
+    run_dir = Path(run_dir)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    dev = resolve_device(device)
+    state = load_checkpoint(checkpoint_path) if resume else None
+    if state is not None:
+        if state.get("kind") != kind or state["model_config"] != vae.config.to_dict():
+            raise CheckpointError(f"{checkpoint_path} was written for another model; cannot resume with this one")
+        config = replace(SVIConfig.from_dict(state["svi_config"]), epochs=config.epochs)
+    elif checkpoint_path.exists():
+        raise CheckpointError(f"{checkpoint_path} exists; pass --resume to continue it or choose another --out")
+
+    pyro.clear_param_store()
+    pyro.set_rng_seed(config.seed)
+    vae.to(dev)
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    decay = config.final_lr_fraction ** (1.0 / (config.epochs * steps_per_epoch))
+    optimizer = ClippedAdam({"lr": config.lr, "lrd": decay, "clip_norm": config.clip_norm})
+    svi = SVI(vae.model, vae.guide, optimizer, loss=make_elbo(config.elbo))
+    shuffle = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, float]] = []
+    start_epoch, step = 0, 0
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        optimizer.set_state(state["optimizer"])
+        shuffle.set_state(state["rng"]["shuffle"])
+        _set_rng_state(state["rng"])
+        history, start_epoch, step = state["history"], state["epoch"], state["step"]
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        vae.train()
+        started, seen, loss_sum, beta = time.perf_counter(), 0, 0.0, config.kl.factor(step)
+        step_log = []
+        bar = tqdm(
+            train_data.batches(config.batch_size, shuffle=True, generator=shuffle, device=dev),
+            total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
+            mininterval=5, file=sys.stderr, leave=False,
+        )  # fmt: skip
+        for lr_batch, hr_batch in bar:
+            beta = config.kl.factor(step)
+            loss = svi.step(lr_batch, hr_batch, beta)
+            if not math.isfinite(loss):
+                raise TrainingError(f"loss became {loss} in epoch {epoch}; the last good checkpoint is kept")
+            loss_sum += loss
+            seen += len(hr_batch)
+            step_log.append({"step": step, "beta": beta, "loss": loss / len(hr_batch)})
+            step += 1
+            bar.set_postfix(loss=f"{loss_sum / seen:.1f}", beta=f"{beta:.3f}", refresh=False)
+        seconds = time.perf_counter() - started
+        vae.eval()
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "beta": beta,
+            "train_loss": loss_sum / seen,  # -(beta-weighted ELBO) per image: the objective SVI minimised
+            **(validate(vae, val_data, dev) if val_data is not None and len(val_data) else {}),
+            "seconds": seconds,
+            "images_per_s": seen / seconds,
+        }
+        history.append(record)
+        save_checkpoint(
+            {
+                "kind": kind,
+                "model_config": vae.config.to_dict(),
+                "svi_config": config.to_dict(),
+                "model": vae.state_dict(),
+                "optimizer": optimizer.get_state(),
+                "rng": {"shuffle": shuffle.get_state(), **_rng_state()},
+                "epoch": epoch,
+                "step": step,
+                "history": history,
+                "meta": meta or {},
+            },
+            checkpoint_path,
+        )
+        with (run_dir / "log.jsonl").open("a") as log:
+            log.write(json.dumps(record) + "\n")
+        with (run_dir / "steps.jsonl").open("a") as log:
+            log.writelines(json.dumps(entry) + "\n" for entry in step_log)
+        if progress:
+            print(json.dumps(record), file=sys.stderr)
+    return history

@@ -1,0 +1,164 @@
+"""Conditional VAE super-resolver as a Pyro model/guide pair.
+
+    p(HR | LR) = ∫ p(HR | z, LR) p(z | LR) dz,   fitted with the ELBO against q(z | HR, LR).
+
+The model and the guide share the site names ``z`` (latent) and ``hr`` (observed), both under the plate
+``images``; the latent site sits inside ``poutine.scale(scale=beta)`` (``kl_weight``) in model *and* guide, so
+β-weighting and KL annealing scale exactly log p(z | LR) − log q(z | HR, LR). With ``hr=None`` the model samples a
+super-resolution, so ``pyro.infer.Predictive(model, ...)`` draws from p(HR | LR); the decoder mean is recorded
+as the deterministic site ``sr``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pyro_sr.models.blocks import ResidualBlock, SubPixelUpsampler, conv3x3
+from pyro_sr.models.kl_weight import kl_weight
+
+PRIORS = ("spatial", "linear")
+MIN_SCALE = 1e-4
+
+
+@dataclass(frozen=True)
+class CVAEConfig:
+    """Architecture of a conditional VAE; stored in checkpoints so the model can be rebuilt."""
+
+    scale: int = 4
+    prior: str = "spatial"  # spatial: latents on the LR grid (any image size); linear: the paper's vector latent
+    latent_channels: int = 4  # spatial: latent channels per LR pixel
+    latent_dim: int = 192  # linear: size of the latent vector (the paper: 192)
+    lr_size: int = 8  # linear: the LR side the linear layers expect (8 for CIFAR-10 at 4x)
+    channels: int = 64
+    blocks: int = 6
+    decoder_sees_lr: bool = True  # False: the paper's decoder, HR from z alone
+    likelihood_scale: float | None = None  # None: learned per-channel sigma; a number: fixed (the paper: 0.01)
+
+    def __post_init__(self) -> None:
+        if self.prior not in PRIORS:
+            raise ValueError(f"unknown prior {self.prior!r}; choose from {PRIORS}")
+        if self.scale not in (2, 4, 8):
+            raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
+        if self.likelihood_scale is not None and not self.likelihood_scale > 0:
+            raise ValueError(f"likelihood scale must be positive, got {self.likelihood_scale}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+CVAE_PRESETS = {
+    # The paper's VAE: flattened LR -> one linear layer -> 192-d prior; decoder from z alone; sigma 0.01.
+    "paper": CVAEConfig(prior="linear", latent_dim=192, decoder_sees_lr=False, likelihood_scale=0.01),
+    "default": CVAEConfig(),
+}
+
+
+def _split_loc_scale(params: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    loc, raw = params.chunk(2, dim=dim)
+    return loc, F.softplus(raw) + MIN_SCALE
+
+
+class LREncoder(nn.Sequential):
+    """Features of the LR image on its own grid, shared by prior, guide and decoder."""
+
+    def __init__(self, channels: int, blocks: int):
+        super().__init__(conv3x3(3, channels), *[ResidualBlock(channels, blocks) for _ in range(blocks)])
+
+
+class ConditionalVAE(nn.Module):
+    """p(z | LR), q(z | HR, LR) and p(HR | z, LR) with a Normal likelihood; see the module docstring."""
+
+    def __init__(self, config: CVAEConfig = CVAEConfig()):
+        super().__init__()
+        self.config = config
+        c, s = config.channels, config.scale
+        self.lr_encoder = LREncoder(c, config.blocks)
+        hr_features = 3 * s * s  # the HR residual over bicubic, folded onto the LR grid by PixelUnshuffle
+        if config.prior == "spatial":
+            self.prior_net = conv3x3(c, 2 * config.latent_channels)
+            self.posterior_net = nn.Sequential(
+                conv3x3(c + hr_features, c), nn.ReLU(), ResidualBlock(c), conv3x3(c, 2 * config.latent_channels)
+            )
+            self.latent_in = conv3x3(config.latent_channels, c)
+        else:
+            pixels = config.lr_size * config.lr_size
+            self.prior_net = nn.Linear(3 * pixels, 2 * config.latent_dim)
+            self.posterior_net = nn.Sequential(
+                conv3x3(c + hr_features, c), nn.ReLU(), nn.Flatten(), nn.Linear(c * pixels, 2 * config.latent_dim)
+            )
+            self.latent_in = nn.Linear(config.latent_dim, c * pixels)
+        decoder_in = 2 * c if config.decoder_sees_lr else c
+        self.decoder = nn.Sequential(
+            conv3x3(decoder_in, c),
+            *[ResidualBlock(c, config.blocks) for _ in range(config.blocks)],
+            SubPixelUpsampler(c, s),
+            conv3x3(c, 3),
+        )
+        if config.likelihood_scale is None:
+            self.log_hr_scale = nn.Parameter(torch.full((3,), -3.0))
+        else:
+            self.register_buffer("log_hr_scale", torch.full((3,), float(config.likelihood_scale)).log())
+
+    @property
+    def latent_event_dim(self) -> int:
+        return 3 if self.config.prior == "spatial" else 1
+
+    def _check(self, lr: torch.Tensor) -> None:
+        if lr.dim() != 4 or lr.shape[1] != 3:
+            raise ValueError(f"expected an LR batch of shape (N, 3, h, w), got {tuple(lr.shape)}")
+        size = self.config.lr_size
+        if self.config.prior == "linear" and lr.shape[-2:] != (size, size):
+            raise ValueError(f"the linear-prior VAE takes {size}x{size} LR images, got {tuple(lr.shape[-2:])}")
+
+    def prior(self, lr: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """loc and scale of p(z | LR)."""
+        if self.config.prior == "spatial":
+            return _split_loc_scale(self.prior_net(features), 1)
+        return _split_loc_scale(self.prior_net((lr - 0.5).flatten(1)), 1)
+
+    def posterior(self, lr: torch.Tensor, hr: torch.Tensor, features: torch.Tensor):
+        """loc and scale of q(z | HR, LR)."""
+        residual = F.pixel_unshuffle(hr - self.upsample(lr), self.config.scale)
+        return _split_loc_scale(self.posterior_net(torch.cat([features, residual], 1)), 1)
+
+    def upsample(self, lr: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+
+    def decode(self, z: torch.Tensor, lr: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Mean of p(HR | z, LR)."""
+        latent = self.latent_in(z)
+        if self.config.prior == "linear":
+            latent = latent.view(len(z), self.config.channels, *lr.shape[-2:])
+        if self.config.decoder_sees_lr:
+            return self.upsample(lr) + self.decoder(torch.cat([latent, features], 1))
+        return self.decoder(latent) + 0.5
+
+    def model(self, lr: torch.Tensor, hr: torch.Tensor | None = None, beta: float = 1.0, temperature: float = 1.0):
+        self._check(lr)
+        pyro.module("cvae", self)
+        with pyro.plate("images", lr.shape[0]):
+            features = self.lr_encoder(lr - 0.5)
+            loc, scale = self.prior(lr, features)
+            with kl_weight(beta):
+                # p(z | LR)
+                z = pyro.sample("z", dist.Normal(loc, scale * temperature).to_event(self.latent_event_dim))
+            sr = pyro.deterministic("sr", self.decode(z, lr, features), event_dim=3)
+            hr_scale = self.log_hr_scale.exp().view(1, 3, 1, 1).expand_as(sr)
+            # p(HR | z, LR)
+            return pyro.sample("hr", dist.Normal(sr, hr_scale).to_event(3), obs=hr)
+
+    def guide(self, lr: torch.Tensor, hr: torch.Tensor, beta: float = 1.0, temperature: float = 1.0):
+        self._check(lr)
+        pyro.module("cvae", self)
+        with pyro.plate("images", lr.shape[0]):
+            features = self.lr_encoder(lr - 0.5)
+            loc, scale = self.posterior(lr, hr, features)
+            with kl_weight(beta):
+                # q(z | HR, LR)
+                return pyro.sample("z", dist.Normal(loc, scale).to_event(self.latent_event_dim))
