@@ -1,0 +1,156 @@
+import pyro
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import Predictive, Trace_ELBO, TraceMeanField_ELBO
+
+from pyro_sr.data.datasets import PairedImages, load_bundled_sample
+from pyro_sr.data.degradation import Degradation
+from pyro_sr.inference.annealing import KLSchedule
+from pyro_sr.inference.svi import SVIConfig, elbo_terms, fit_vae
+from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE, CVAEConfig
+
+TINY = CVAEConfig(channels=8, blocks=1)
+TINY_PAPER = CVAEConfig(prior="linear", latent_dim=12, channels=8, blocks=1, decoder_sees_lr=False,
+                        likelihood_scale=0.01)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    data = PairedImages.from_hr(load_bundled_sample(), Degradation())
+    return data.subset(torch.arange(48)), data.subset(torch.arange(48, 64))
+
+
+def seeded_vae(config=TINY, seed=0):
+    pyro.set_rng_seed(seed)
+    return ConditionalVAE(config)
+
+
+def traces(vae, lr, hr, beta=1.0):
+    guide_trace = poutine.trace(vae.guide).get_trace(lr, hr, beta)
+    model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(lr, hr, beta)
+    return model_trace, guide_trace
+
+
+def sample_sites(trace):
+    return {
+        name: site for name, site in trace.nodes.items()
+        if site["type"] == "sample" and not poutine.util.site_is_subsample(site)
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("config,size,latent_shape", [(TINY, (2, 3), (4, 2, 3)), (TINY_PAPER, (8, 8), (12,))])
+def test_sites_shapes_and_event_dims(config, size, latent_shape):
+    vae = ConditionalVAE(config)
+    lr, hr = torch.rand(5, 3, *size), torch.rand(5, 3, size[0] * 4, size[1] * 4)
+    model_trace, guide_trace = traces(vae, lr, hr, beta=0.5)
+    model_sites, guide_sites = sample_sites(model_trace), sample_sites(guide_trace)
+    assert set(guide_sites) == {"z"} and set(model_sites) == {"z", "sr", "hr"}
+    for trace in (model_trace, guide_trace):
+        z = trace.nodes["z"]
+        assert z["fn"].batch_shape == (5,) and z["fn"].event_shape == latent_shape
+        assert z["scale"] == 0.5
+        assert z["cond_indep_stack"][0].name == "images"
+    hr_site = model_trace.nodes["hr"]
+    assert hr_site["is_observed"] and hr_site["fn"].batch_shape == (5,) and hr_site["fn"].event_shape == hr.shape[1:]
+    assert hr_site["scale"] == 1.0
+
+
+def test_paper_preset_is_the_papers_vae():
+    paper = CVAE_PRESETS["paper"]
+    assert (paper.prior, paper.latent_dim, paper.likelihood_scale, paper.decoder_sees_lr) == (
+        "linear",
+        192,
+        0.01,
+        False,
+    )
+    vae = ConditionalVAE(paper)
+    assert isinstance(vae.prior_net, torch.nn.Linear) and vae.prior_net.in_features == 192
+    with pytest.raises(ValueError, match="8x8"):
+        vae.model(torch.rand(1, 3, 16, 16))
+
+
+def test_logged_elbo_is_minus_the_optimised_loss(pairs):
+    """With one latent and analytic KL, TraceMeanField_ELBO's loss is exactly -(log-lik - KL) of elbo_terms."""
+    vae = ConditionalVAE(TINY)
+    lr, hr = pairs[0].lr[:6], pairs[0].hr[:6].float() / 255
+    pyro.set_rng_seed(3)
+    loss = TraceMeanField_ELBO().loss(vae.model, vae.guide, lr, hr, 1.0)
+    pyro.set_rng_seed(3)
+    terms = elbo_terms(vae, lr, hr)
+    assert -loss == pytest.approx(float(terms["elbo"].sum()), rel=1e-5)
+
+
+def test_kl_weight_zero_removes_kl_and_one_matches_unscaled_elbo(pairs):
+    vae = ConditionalVAE(TINY)
+    lr, hr = pairs[0].lr[:6], pairs[0].hr[:6].float() / 255
+
+    def loss(beta):
+        pyro.set_rng_seed(7)
+        return TraceMeanField_ELBO().loss(vae.model, vae.guide, lr, hr, beta)
+
+    pyro.set_rng_seed(7)
+    terms = elbo_terms(vae, lr, hr)
+    assert loss(0.0) == pytest.approx(-float(terms["log_lik"].sum()), rel=1e-5)
+    assert loss(1.0) - loss(0.0) == pytest.approx(float(terms["kl"].sum()), rel=1e-4)
+    assert loss(0.25) - loss(0.0) == pytest.approx(0.25 * float(terms["kl"].sum()), rel=1e-4)
+
+    def unscaled_model(lr, hr, beta):  # the same model and guide with no scale handler: the plain ELBO
+        return vae.model(lr, hr, 1.0)
+
+    pyro.set_rng_seed(7)
+    plain = Trace_ELBO().loss(unscaled_model, vae.guide, lr, hr, 1.0)
+    pyro.set_rng_seed(7)
+    assert Trace_ELBO().loss(vae.model, vae.guide, lr, hr, 1.0) == pytest.approx(plain, rel=1e-6)
+
+
+def test_few_svi_steps_lower_the_loss_and_log_beta(tmp_path, pairs):
+    train, val = pairs
+    config = SVIConfig(epochs=4, batch_size=16, lr=3e-3, kl=KLSchedule("constant", 0.5))
+    history = fit_vae(ConditionalVAE(TINY), "cvae", config, train, val, tmp_path, device="cpu", progress=False)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert all(r["beta"] == 0.5 for r in history)
+    steps = (tmp_path / "steps.jsonl").read_text().splitlines()
+    assert len(steps) == 4 * 3
+
+
+def test_resume_gives_identical_next_epoch(tmp_path, pairs, monkeypatch):
+    train, val = pairs
+    config = SVIConfig(epochs=3, batch_size=16, kl=KLSchedule("linear", 1.0, warmup_steps=5))
+    straight = fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "a", device="cpu", progress=False)
+    import pyro_sr.inference.svi as svi_module
+
+    real_save, calls = svi_module.save_checkpoint, []
+
+    def save_then_stop(payload, path):
+        real_save(payload, path)
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(svi_module, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "b", device="cpu", progress=False)
+    monkeypatch.setattr(svi_module, "save_checkpoint", real_save)
+    resumed = fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "b", device="cpu", resume=True,
+                      progress=False)  # fmt: skip
+    for a, b in zip(straight[1:], resumed[1:], strict=True):
+        assert a["train_loss"] == b["train_loss"] and a["val_elbo"] == b["val_elbo"] and a["beta"] == b["beta"]
+
+
+def test_predictive_draws_distinct_super_resolutions():
+    vae = ConditionalVAE(TINY)
+    lr = torch.rand(3, 3, 8, 8)
+    samples = Predictive(vae.model, num_samples=5, return_sites=("sr", "hr"))(lr)
+    assert samples["sr"].shape == (5, 3, 3, 32, 32) and samples["hr"].shape == (5, 3, 3, 32, 32)
+    assert (samples["sr"][0] - samples["sr"][1]).abs().max() > 0
+
+
+def test_kl_schedules():
+    assert KLSchedule("constant", 0.5).factor(100) == 0.5
+    linear = KLSchedule("linear", 1.0, warmup_steps=10)
+    assert [linear.factor(s) for s in (0, 5, 10, 50)] == [0.0, 0.5, 1.0, 1.0]
+    cyclical = KLSchedule("cyclical", 1.0, cycle_steps=10, ramp=0.5)
+    assert [cyclical.factor(s) for s in (0, 2, 5, 9, 10, 12)] == [0.0, 0.4, 1.0, 1.0, 0.0, 0.4]
+    with pytest.raises(ValueError):
+        KLSchedule("linear", 1.0)
