@@ -15,6 +15,7 @@ from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
 from pyro_sr.training.cnn import TrainingError
 from pyro_sr.training.device import DEVICE_CHOICES
 
+DEFAULT_SAMPLES = 16
 DATA_HELP = (
     "cifar10 (needs --data-dir or --download), sample (the 64 bundled test images), or folder (--data-dir of images)"
 )
@@ -89,7 +90,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pairs = load_pairs(args.data, args.split, degradation, args.data_dir, args.download, args.val_size)
     if args.limit:
         pairs = pairs.subset(torch.arange(min(args.limit, len(pairs))))
-    rows = evaluate_models(args.checkpoints, pairs, degradation, device=args.device)
+    num_samples = args.num_samples or DEFAULT_SAMPLES
+    rows = evaluate_models(args.checkpoints, pairs, degradation, args.device, num_samples, args.temperature)
     print(format_table(rows))
     if args.out:
         report = {"data": args.data, "split": args.split, "images": len(pairs), "degradation": vars(degradation),
@@ -99,12 +101,66 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_vae(args: argparse.Namespace) -> int:
+    import pyro
+
+    from pyro_sr.inference.annealing import KLSchedule
+    from pyro_sr.inference.svi import SVIConfig, fit_vae
+    from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
+    from pyro_sr.training.data import training_data
+
+    _set_threads(args.threads)
+    degradation = _degradation(args)
+    overrides = {k: v for k, v in (("latent_channels", args.latent_channels), ("channels", args.channels),
+                                   ("blocks", args.blocks)) if v is not None}  # fmt: skip
+    model_config = replace(CVAE_PRESETS[args.preset], scale=args.scale, **overrides)
+    kl = KLSchedule(args.kl, args.beta, warmup_steps=args.warmup_steps, cycle_steps=args.cycle_steps)
+    config = SVIConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, elbo=args.elbo, kl=kl, seed=args.seed
+    )
+    train, val = training_data(
+        args.data, degradation, args.data_dir, args.download, args.val_size, args.crops_per_epoch
+    )
+    pyro.set_rng_seed(config.seed)  # the initial weights
+    meta = {"degradation": vars(degradation), "data": args.data, "command": "pyro-sr " + " ".join(sys.argv[1:])}
+    history = fit_vae(ConditionalVAE(model_config), "cvae", config, train, val, args.out, device=args.device,
+                      resume=args.resume, meta=meta, progress=not args.quiet)  # fmt: skip
+    if history:
+        print(json.dumps(history[-1]))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from pyro_sr.data.datasets import load_pairs, to_float
+    from pyro_sr.data.images import load_rgb
+    from pyro_sr.inference.upscale import sample_to_files
+    from pyro_sr.pretrained import load_model
+    from pyro_sr.training.device import resolve_device
+
+    _set_threads(args.threads)
+    dev = resolve_device(args.device)
+    loaded = load_model(args.checkpoint, dev)
+    num_samples = args.num_samples or DEFAULT_SAMPLES
+    if args.images:
+        for path in args.images:
+            lr = to_float(load_rgb(path)).unsqueeze(0).to(dev)
+            sample_to_files(loaded, lr, [path.stem], args.out, num_samples, args.temperature, tile=args.tile)
+    else:
+        pairs = load_pairs(args.data, args.split, loaded.degradation, args.data_dir, args.download, args.val_size)
+        pairs = pairs.subset(torch.arange(min(args.limit, len(pairs))))
+        names = [f"{args.data}_{args.split}_{i:05d}" for i in range(len(pairs))]
+        lr, hr = next(pairs.batches(len(pairs), device=dev))
+        sample_to_files(loaded, lr, names, args.out, num_samples, args.temperature, hr=hr, tile=args.tile)
+    print(f"wrote samples to {args.out}")
+    return 0
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from pyro_sr.inference.upscale import upscale_files
 
     _set_threads(args.threads)
     for path in upscale_files(args.images, args.model, args.out, scale=args.scale, device=args.device,
-                              tile=args.tile):  # fmt: skip
+                              tile=args.tile, num_samples=args.num_samples, temperature=args.temperature):  # fmt: skip
         print(path)
     return 0
 
@@ -151,7 +207,47 @@ def build_parser() -> argparse.ArgumentParser:
     cnn.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     cnn.set_defaults(func=cmd_fit_cnn)
 
-    ev = sub.add_parser("evaluate", parents=[common], help="score bicubic, nearest and checkpoints on a data set")
+    vae = fit_sub.add_parser("vae", parents=[common], help="fit the conditional VAE with SVI",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    vae.add_argument("--preset", default="default", choices=("default", "paper"),
+                     help="paper: the paper's VAE (linear 192-d prior, decoder from z alone, sigma 0.01)")  # fmt: skip
+    vae.add_argument("--latent-channels", type=int, help="override the preset's latent channels per LR pixel")
+    vae.add_argument("--channels", type=int, help="override the preset's network width")
+    vae.add_argument("--blocks", type=int, help="override the preset's residual blocks")
+    vae.add_argument("--elbo", default="trace", choices=("trace", "meanfield"),
+                     help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)")  # fmt: skip
+    vae.add_argument("--kl", default="constant", choices=("constant", "linear", "cyclical"), help="KL schedule")
+    vae.add_argument("--beta", type=float, default=1.0, help="KL weight (the paper: 0.5); the schedule's maximum")
+    vae.add_argument("--warmup-steps", type=int, default=0, help="linear: steps from 0 to beta; cyclical: ramp")
+    vae.add_argument("--cycle-steps", type=int, default=0, help="cyclical: steps per cycle")
+    vae.add_argument("--epochs", type=int, default=20)
+    vae.add_argument("--batch-size", type=int, default=32)
+    vae.add_argument("--lr", type=float, default=1e-3, help="ClippedAdam learning rate, decayed to 5%% by the end")
+    vae.add_argument("--seed", type=int, default=0)
+    _add_data_args(vae, ("train",), "train", ("cifar10", "sample", "folder"))
+    _add_degradation_args(vae)
+    vae.add_argument("--crops-per-epoch", type=int, default=10000, help="with --data folder: random crops per epoch")
+    vae.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl, steps.jsonl, checkpoint.pt")
+    vae.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    vae.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    vae.set_defaults(func=cmd_fit_vae)
+
+    sample_args = argparse.ArgumentParser(add_help=False)
+    sample_args.add_argument("--num-samples", type=int, help=f"VAE samples per image (default: {DEFAULT_SAMPLES})")
+    sample_args.add_argument("--temperature", type=float, default=1.0, help="scale of the prior (default: 1.0)")
+
+    sm = sub.add_parser("sample", parents=[common, sample_args], help="draw super-resolutions from a VAE")
+    sm.add_argument("checkpoint", help="VAE run folder, checkpoint file or bundled name")
+    sm.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="LR images (else --data images)")
+    _add_data_args(sm, ("train", "val", "test"), "test", ("cifar10", "sample"))
+    sm.add_argument("--limit", type=int, default=8, help="with --data: the first N images (default: %(default)s)")
+    sm.add_argument("--tile", type=int, default=128, help="LR tile size that bounds memory (default: %(default)s)")
+    sm.add_argument("--out", type=Path, required=True, help="writes <name>.png (mean), _sample<k>, _std, _grid")
+    sm.set_defaults(func=cmd_sample)
+
+    ev = sub.add_parser(
+        "evaluate", parents=[common, sample_args], help="score bicubic, nearest and checkpoints on a data set"
+    )
     ev.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT", help="run folders, .pt files or bundled names")
     _add_data_args(ev, ("train", "val", "test"), "test", ("cifar10", "sample"))
     _add_degradation_args(ev)
@@ -159,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, help="also write the table as JSON here")
     ev.set_defaults(func=cmd_evaluate)
 
-    up = sub.add_parser("upscale", parents=[common], help="super-resolve image files")
+    up = sub.add_parser("upscale", parents=[common, sample_args], help="super-resolve image files")
     up.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     up.add_argument("--model", default="cnn", help="checkpoint path or bundled name (default: %(default)s)")
     up.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, help="expected model scale")

@@ -11,30 +11,12 @@ from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.data.images import atomic_write
 from pyro_sr.evaluation.evaluate import evaluate_models, format_table
+from pyro_sr.evaluation.figures import save_comparison_grid
 from pyro_sr.models.cnn import bicubic_upscale, nearest_upscale
 from pyro_sr.pretrained import BUNDLED_MODELS, DEFAULT_MODEL, bundled_path, load_model
 from pyro_sr.training.device import resolve_device
 
 GRID_IMAGES = 8
-
-
-def save_comparison_grid(columns: dict[str, torch.Tensor], path: str | Path) -> None:
-    """One row per image, one labelled column per method; images are (N, 3, H, W) in [0, 1]."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = len(next(iter(columns.values())))
-    fig, axes = plt.subplots(rows, len(columns), figsize=(1.6 * len(columns), 1.6 * rows), squeeze=False)
-    for col, (title, images) in enumerate(columns.items()):
-        axes[0, col].set_title(title, fontsize=9)
-        for row in range(rows):
-            axes[row, col].imshow(images[row].clamp(0, 1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
-            axes[row, col].axis("off")
-    fig.tight_layout(pad=0.3)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
 
 
 def run_demo(out_dir: str | Path, device: str = "auto") -> str:

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from pyro_sr.data.degradation import Degradation
+from pyro_sr.models import MODEL_KINDS, build_model
 from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from pyro_sr.training.cnn import degradation_of, load_cnn
 
-BUNDLED_MODELS = {"cnn": "cnn.pt", "seed-cnn": "seed-cnn.pt"}
+BUNDLED_MODELS = {"cnn": "cnn.pt", "seed-cnn": "seed-cnn.pt", "vae": "vae.pt"}
 DEFAULT_MODEL = "cnn"
 
 
@@ -24,6 +24,7 @@ class LoadedModel:
     """A model ready for inference, with what it was trained for."""
 
     name: str
+    kind: str
     model: nn.Module
     degradation: Degradation
     meta: dict[str, Any]
@@ -31,6 +32,26 @@ class LoadedModel:
     @property
     def scale(self) -> int:
         return self.degradation.scale
+
+    @property
+    def probabilistic(self) -> bool:
+        """True for the VAEs, which return samples rather than one super-resolution."""
+        return self.kind != "cnn"
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model of a loaded checkpoint (training checkpoint or bundled weights), in eval mode."""
+    if checkpoint.get("kind") not in MODEL_KINDS:
+        raise CheckpointError(f"checkpoint holds an unknown model kind {checkpoint.get('kind')!r}")
+    model = build_model(checkpoint["kind"], checkpoint["model_config"])
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval()
+
+
+def degradation_of(checkpoint: dict[str, Any]) -> Degradation:
+    """The degradation a checkpoint was trained for (the paper's operator when none is recorded)."""
+    spec = checkpoint.get("meta", {}).get("degradation")
+    return Degradation(**spec) if spec else Degradation(scale=checkpoint["model_config"]["scale"])
 
 
 def bundled_path(name: str) -> Path:
@@ -50,7 +71,8 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedMo
             raise CheckpointError(f"no checkpoint at {path} and no bundled model of that name (bundled: {choices})")
         name = path.parent.name if path.name == "checkpoint.pt" else path.stem if path.is_file() else path.name
     checkpoint = load_checkpoint(path)
-    return LoadedModel(name, load_cnn(checkpoint, device), degradation_of(checkpoint), checkpoint.get("meta", {}))
+    model = model_from_checkpoint(checkpoint, device)
+    return LoadedModel(name, checkpoint["kind"], model, degradation_of(checkpoint), checkpoint.get("meta", {}))
 
 
 def export_weights(checkpoint_path: str | Path, out_path: str | Path, metrics: dict[str, Any] | None = None) -> None:
@@ -59,7 +81,7 @@ def export_weights(checkpoint_path: str | Path, out_path: str | Path, metrics: d
     meta = dict(checkpoint.get("meta", {}))
     meta.update(
         epochs=checkpoint.get("epoch"),
-        train_config=checkpoint.get("train_config"),
+        train_config=checkpoint.get("train_config") or checkpoint.get("svi_config"),
         history=checkpoint.get("history"),
         metrics=metrics or {},
     )

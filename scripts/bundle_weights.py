@@ -12,9 +12,8 @@ from pathlib import Path
 
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.evaluation.evaluate import evaluate_models
-from pyro_sr.pretrained import BUNDLED_MODELS, bundled_path, export_weights
+from pyro_sr.pretrained import BUNDLED_MODELS, bundled_path, degradation_of, export_weights
 from pyro_sr.training.checkpoint import load_checkpoint
-from pyro_sr.training.cnn import degradation_of
 
 
 def main() -> int:

@@ -154,3 +154,32 @@ def test_kl_schedules():
     assert [cyclical.factor(s) for s in (0, 2, 5, 9, 10, 12)] == [0.0, 0.4, 1.0, 1.0, 0.0, 0.4]
     with pytest.raises(ValueError):
         KLSchedule("linear", 1.0)
+
+
+def test_cli_fits_samples_upscales_and_evaluates_a_vae(tmp_path, capsys):
+    from PIL import Image
+
+    from pyro_sr.cli import main
+
+    run = tmp_path / "run"
+    fit = ["fit", "vae", "--data", "sample", "--epochs", "1", "--channels", "8", "--blocks", "1", "--kl", "linear"]
+    assert main([*fit, "--warmup-steps", "2", "--elbo", "meanfield", "--quiet", "--out", str(run)]) == 0
+    assert main(["sample", str(run), "--data", "sample", "--limit", "2", "--num-samples", "3", "--out",
+                 str(tmp_path / "s")]) == 0  # fmt: skip
+    names = sorted(p.name for p in (tmp_path / "s").iterdir())
+    first = "sample_test_00000"
+    expected = ["", "_grid", "_sample0", "_sample1", "_sample2", "_std"]
+    assert names[:6] == [f"{first}{suffix}.png" for suffix in expected]
+    image = tmp_path / "in.png"
+    Image.new("RGB", (10, 6), (200, 40, 40)).save(image)
+    assert main(["upscale", str(image), "--model", str(run), "--num-samples", "2", "--out", str(tmp_path / "u")]) == 0
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["in.png", "in_sample0.png", "in_sample1.png",
+                                                                  "in_std.png"]  # fmt: skip
+    with Image.open(tmp_path / "u" / "in_sample1.png") as sample:
+        assert sample.size == (40, 24)
+    capsys.readouterr()
+    assert main(["evaluate", "--data", "sample", "--limit", "8", str(run), "--num-samples", "2"]) == 0
+    table = capsys.readouterr().out
+    assert "| run: mean of 2 |" in table and "| run: one sample |" in table
+    assert main(["sample", "cnn", "--data", "sample", "--out", str(tmp_path / "x")]) == 2
+    assert "sampling needs a VAE" in capsys.readouterr().err

@@ -6,8 +6,9 @@ import torch
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig
+from pyro_sr.pretrained import model_from_checkpoint
 from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint
-from pyro_sr.training.cnn import TrainConfig, TrainingError, evaluate_mse, fit_cnn, load_cnn
+from pyro_sr.training.cnn import TrainConfig, TrainingError, evaluate_mse, fit_cnn
 
 TINY = CNNConfig(arch="resnet", channels=8, blocks=1)
 
@@ -26,7 +27,7 @@ def test_short_fit_lowers_the_loss_and_logs_each_epoch(tmp_path, pairs, precisio
     assert history[-1]["train_mse"] < history[0]["train_mse"]
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3]
-    model = load_cnn(load_checkpoint(tmp_path))
+    model = model_from_checkpoint(load_checkpoint(tmp_path))
     assert evaluate_mse(model, val, torch.device("cpu")) == pytest.approx(history[-1]["val_mse"], rel=1e-5)
 
 

@@ -19,7 +19,6 @@ from torch import nn
 from tqdm import tqdm
 
 from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
-from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pyro_sr.training.device import resolve_device
@@ -192,18 +191,3 @@ def fit_cnn(
                 file=sys.stderr,
             )
     return history
-
-
-def load_cnn(checkpoint: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a CNN from a loaded checkpoint (training checkpoint or bundled weights), in eval mode."""
-    if checkpoint.get("kind") != "cnn":
-        raise CheckpointError(f"expected a CNN checkpoint, got kind {checkpoint.get('kind')!r}")
-    model = build_cnn(CNNConfig(**checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["model"])
-    return model.to(device).eval()
-
-
-def degradation_of(checkpoint: dict[str, Any]) -> Degradation:
-    """The degradation a checkpoint was trained for (the paper's operator when none is recorded)."""
-    spec = checkpoint.get("meta", {}).get("degradation")
-    return Degradation(**spec) if spec else Degradation(scale=checkpoint["model_config"]["scale"])
