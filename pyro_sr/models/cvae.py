@@ -79,19 +79,23 @@ class ConditionalVAE(nn.Module):
         self.config = config
         c, s = config.channels, config.scale
         self.lr_encoder = LREncoder(c, config.blocks)
-        hr_features = 3 * s * s  # the HR residual over bicubic, folded onto the LR grid by PixelUnshuffle
+        # The guide sees the HR residual over bicubic, folded onto the LR grid by PixelUnshuffle, and the LR image;
+        # it has its own small network so the model's LR encoder runs once per step.
+        guide_in = 3 * s * s + 3
         if config.prior == "spatial":
             self.prior_net = conv3x3(c, 2 * config.latent_channels)
             self.posterior_net = nn.Sequential(
-                conv3x3(c + hr_features, c), nn.ReLU(), ResidualBlock(c), conv3x3(c, 2 * config.latent_channels)
-            )
+                conv3x3(guide_in, c), nn.ReLU(), ResidualBlock(c, 2), ResidualBlock(c, 2),
+                conv3x3(c, 2 * config.latent_channels),
+            )  # fmt: skip
             self.latent_in = conv3x3(config.latent_channels, c)
         else:
             pixels = config.lr_size * config.lr_size
             self.prior_net = nn.Linear(3 * pixels, 2 * config.latent_dim)
             self.posterior_net = nn.Sequential(
-                conv3x3(c + hr_features, c), nn.ReLU(), nn.Flatten(), nn.Linear(c * pixels, 2 * config.latent_dim)
-            )
+                conv3x3(guide_in, c), nn.ReLU(), ResidualBlock(c, 2), ResidualBlock(c, 2), nn.Flatten(),
+                nn.Linear(c * pixels, 2 * config.latent_dim),
+            )  # fmt: skip
             self.latent_in = nn.Linear(config.latent_dim, c * pixels)
         decoder_in = 2 * c if config.decoder_sees_lr else c
         self.decoder = nn.Sequential(
@@ -122,10 +126,10 @@ class ConditionalVAE(nn.Module):
             return _split_loc_scale(self.prior_net(features), 1)
         return _split_loc_scale(self.prior_net((lr - 0.5).flatten(1)), 1)
 
-    def posterior(self, lr: torch.Tensor, hr: torch.Tensor, features: torch.Tensor):
+    def posterior(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """loc and scale of q(z | HR, LR)."""
         residual = F.pixel_unshuffle(hr - self.upsample(lr), self.config.scale)
-        return _split_loc_scale(self.posterior_net(torch.cat([features, residual], 1)), 1)
+        return _split_loc_scale(self.posterior_net(torch.cat([residual, lr - 0.5], 1)), 1)
 
     def upsample(self, lr: torch.Tensor) -> torch.Tensor:
         return F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
@@ -157,8 +161,7 @@ class ConditionalVAE(nn.Module):
         self._check(lr)
         pyro.module("cvae", self)
         with pyro.plate("images", lr.shape[0]):
-            features = self.lr_encoder(lr - 0.5)
-            loc, scale = self.posterior(lr, hr, features)
+            loc, scale = self.posterior(lr, hr)
             with kl_weight(beta):
                 # q(z | HR, LR)
                 return pyro.sample("z", dist.Normal(loc, scale).to_event(self.latent_event_dim))
