@@ -183,3 +183,21 @@ def test_cli_fits_samples_upscales_and_evaluates_a_vae(tmp_path, capsys):
     assert "| run: mean of 2 |" in table and "| run: one sample |" in table
     assert main(["sample", "cnn", "--data", "sample", "--out", str(tmp_path / "x")]) == 2
     assert "sampling needs a VAE" in capsys.readouterr().err
+
+
+def test_sampling_is_chunked_and_temperature_controls_diversity():
+    from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
+
+    vae = seeded_vae()
+    lr = torch.rand(3, 3, 8, 8)
+    pyro.set_rng_seed(1)
+    whole = sample_super_resolutions(vae, lr, 4, chunk=1000)
+    pyro.set_rng_seed(1)
+    chunked = sample_super_resolutions(vae, lr, 4, chunk=5)
+    assert whole.shape == chunked.shape == (4, 3, 3, 32, 32)
+    assert 0 <= float(whole.min()) and float(whole.max()) <= 1
+    cold = summarize_samples(sample_super_resolutions(vae, lr, 6, temperature=0.01))[1].mean()
+    warm = summarize_samples(sample_super_resolutions(vae, lr, 6, temperature=1.0))[1].mean()
+    assert cold < 0.1 * warm
+    with pytest.raises(ValueError, match="samples"):
+        sample_super_resolutions(vae, lr, 0)
