@@ -23,7 +23,8 @@ DATA_HELP = (
 
 def _add_data_args(p: argparse.ArgumentParser, splits: tuple[str, ...], default_split: str, sources: tuple[str, ...]):
     p.add_argument("--data", default="cifar10", choices=sources, help=DATA_HELP)
-    p.add_argument("--split", default=default_split, choices=splits, help="data split (default: %(default)s)")
+    if len(splits) > 1:
+        p.add_argument("--split", default=default_split, choices=splits, help="data split (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, help="folder with cifar10_{train,test}.npz or cifar-10-batches-py")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision into --data-dir")
     p.add_argument("--val-size", type=int, default=5000, help="images held out from train for validation")
@@ -42,6 +43,11 @@ def _add_degradation_args(p: argparse.ArgumentParser) -> None:
 
 def _degradation(args: argparse.Namespace) -> Degradation:
     return Degradation(args.degradation, args.scale, args.sigma)
+
+
+def _run_meta(args: argparse.Namespace, degradation: Degradation) -> dict:
+    """What a checkpoint records about its run: the degradation, the data and the command that made it."""
+    return {"degradation": vars(degradation), "data": args.data, "command": "pyro-sr " + " ".join(sys.argv[1:])}
 
 
 def _set_threads(threads: int | None) -> None:
@@ -63,7 +69,6 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
     train, val = training_data(
         args.data, degradation, args.data_dir, args.download, args.val_size, args.crops_per_epoch
     )
-    meta = {"degradation": vars(degradation), "data": args.data, "command": "pyro-sr " + " ".join(sys.argv[1:])}
     history = fit_cnn(
         model_config,
         train_config,
@@ -72,7 +77,7 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
         args.out,
         device=args.device,
         resume=args.resume,
-        meta=meta,
+        meta=_run_meta(args, degradation),
         progress=not args.quiet,
     )
     if history:
@@ -122,9 +127,8 @@ def cmd_fit_vae(args: argparse.Namespace) -> int:
         args.data, degradation, args.data_dir, args.download, args.val_size, args.crops_per_epoch
     )
     pyro.set_rng_seed(config.seed)  # the initial weights
-    meta = {"degradation": vars(degradation), "data": args.data, "command": "pyro-sr " + " ".join(sys.argv[1:])}
     history = fit_vae(ConditionalVAE(model_config), "cvae", config, train, val, args.out, device=args.device,
-                      resume=args.resume, meta=meta, progress=not args.quiet)  # fmt: skip
+                      resume=args.resume, meta=_run_meta(args, degradation), progress=not args.quiet)  # fmt: skip
     if history:
         print(json.dumps(history[-1]))
     return 0
@@ -180,11 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto uses CUDA when available")
     common.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
+    fit_common = argparse.ArgumentParser(add_help=False)
+    _add_data_args(fit_common, ("train",), "train", ("cifar10", "sample", "folder"))
+    _add_degradation_args(fit_common)
+    fit_common.add_argument("--crops-per-epoch", type=int, default=10000, help="--data folder: random crops per epoch")
+    fit_common.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl and checkpoint.pt")
+    fit_common.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    fit_common.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
     fit = sub.add_parser("fit", help="train a model")
     fit_sub = fit.add_subparsers(dest="model", required=True, metavar="MODEL")
     cnn = fit_sub.add_parser(
         "cnn",
-        parents=[common],
+        parents=[common, fit_common],
         help="train a CNN super-resolver with MSE",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -199,15 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     cnn.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed-precision autocast (default: fp32)")
     cnn.add_argument("--channels", type=int, default=CNNConfig.channels, help="resnet width")
     cnn.add_argument("--blocks", type=int, default=CNNConfig.blocks, help="resnet residual blocks")
-    _add_data_args(cnn, ("train",), "train", ("cifar10", "sample", "folder"))
-    _add_degradation_args(cnn)
-    cnn.add_argument("--crops-per-epoch", type=int, default=10000, help="with --data folder: random crops per epoch")
-    cnn.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl and checkpoint.pt")
-    cnn.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    cnn.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     cnn.set_defaults(func=cmd_fit_cnn)
 
-    vae = fit_sub.add_parser("vae", parents=[common], help="fit the conditional VAE with SVI",
+    vae = fit_sub.add_parser("vae", parents=[common, fit_common], help="fit the conditional VAE with SVI",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     vae.add_argument("--preset", default="default", choices=("default", "paper"),
                      help="paper: the paper's VAE (linear 192-d prior, decoder from z alone, sigma 0.01)")  # fmt: skip
@@ -224,12 +230,6 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--batch-size", type=int, default=32)
     vae.add_argument("--lr", type=float, default=1e-3, help="ClippedAdam learning rate, decayed to 5%% by the end")
     vae.add_argument("--seed", type=int, default=0)
-    _add_data_args(vae, ("train",), "train", ("cifar10", "sample", "folder"))
-    _add_degradation_args(vae)
-    vae.add_argument("--crops-per-epoch", type=int, default=10000, help="with --data folder: random crops per epoch")
-    vae.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl, steps.jsonl, checkpoint.pt")
-    vae.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    vae.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     vae.set_defaults(func=cmd_fit_vae)
 
     sample_args = argparse.ArgumentParser(add_help=False)
