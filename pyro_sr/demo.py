@@ -12,21 +12,25 @@ from pyro_sr.data.degradation import Degradation
 from pyro_sr.data.images import atomic_write
 from pyro_sr.evaluation.evaluate import evaluate_models, format_table
 from pyro_sr.evaluation.figures import save_comparison_grid
+from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
+from pyro_sr.inference.upscale import std_map
 from pyro_sr.models.cnn import bicubic_upscale, nearest_upscale
 from pyro_sr.pretrained import BUNDLED_MODELS, DEFAULT_MODEL, bundled_path, load_model
 from pyro_sr.training.device import resolve_device
 
 GRID_IMAGES = 8
+NUM_SAMPLES = 16
 
 
 def run_demo(out_dir: str | Path, device: str = "auto") -> str:
-    """Write ``demo_grid.png`` (LR | bicubic | CNN | HR) and ``metrics.json``; return the metrics table."""
+    """Write ``demo_grid.png`` (LR | bicubic | CNN | VAE mean, samples and std when the VAE is bundled | HR)
+    and ``metrics.json``; return the metrics table."""
     out_dir = Path(out_dir)
     dev = resolve_device(device)
     degradation = Degradation()
     pairs = PairedImages.from_hr(load_bundled_sample(), degradation)
     names = [name for name in BUNDLED_MODELS if bundled_path(name).is_file()]
-    rows = evaluate_models(names, pairs, degradation, device=str(dev))
+    rows = evaluate_models(names, pairs, degradation, device=str(dev), num_samples=NUM_SAMPLES)
     lr, hr = next(pairs.batches(GRID_IMAGES, device=dev))
     best = load_model(DEFAULT_MODEL, dev)
     with torch.no_grad():
@@ -34,8 +38,14 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> str:
             "LR (8x8)": nearest_upscale(lr, 4),
             "bicubic": bicubic_upscale(lr, 4),
             f"CNN ({best.name})": best.model(lr),
-            "HR (32x32)": hr,
         }
+        if "vae" in names:
+            samples = sample_super_resolutions(load_model("vae", dev).model, lr, NUM_SAMPLES)
+            mean, std = summarize_samples(samples)
+            columns[f"VAE mean of {NUM_SAMPLES}"] = mean
+            columns.update({f"VAE sample {k}": samples[k] for k in range(2)})
+            columns["VAE std"] = torch.stack([std_map(s) for s in std])
+        columns["HR (32x32)"] = hr
     save_comparison_grid(columns, out_dir / "demo_grid.png")
     table = format_table(rows)
     report = {

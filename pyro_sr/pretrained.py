@@ -43,8 +43,12 @@ def model_from_checkpoint(checkpoint: dict[str, Any], device: str | torch.device
     """Rebuild the model of a loaded checkpoint (training checkpoint or bundled weights), in eval mode."""
     if checkpoint.get("kind") not in MODEL_KINDS:
         raise CheckpointError(f"checkpoint holds an unknown model kind {checkpoint.get('kind')!r}")
-    model = build_model(checkpoint["kind"], checkpoint["model_config"])
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model = build_model(checkpoint["kind"], checkpoint["model_config"])
+        model.load_state_dict(checkpoint["model"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint weights do not fit their model configuration ({reason})") from None
     return model.to(device).eval()
 
 

@@ -201,3 +201,27 @@ def test_sampling_is_chunked_and_temperature_controls_diversity():
     assert cold < 0.1 * warm
     with pytest.raises(ValueError, match="samples"):
         sample_super_resolutions(vae, lr, 0)
+
+
+def test_weights_that_do_not_fit_their_configuration_are_rejected(tmp_path):
+    from pyro_sr.pretrained import load_model
+    from pyro_sr.training.checkpoint import CheckpointError, save_checkpoint
+
+    weights = ConditionalVAE(TINY).state_dict()
+    config = CVAEConfig(channels=16, blocks=1).to_dict()
+    save_checkpoint({"kind": "cvae", "model_config": config, "model": weights}, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(tmp_path / "m.pt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fit_and_sample_on_cuda(tmp_path, pairs):
+    from pyro_sr.inference.sampling import sample_super_resolutions
+
+    train, val = pairs
+    vae = seeded_vae()
+    history = fit_vae(vae, "cvae", SVIConfig(epochs=1, batch_size=16), train, val, tmp_path, device="cuda",
+                      progress=False)  # fmt: skip
+    assert history[0]["val_elbo"] == history[0]["val_elbo"]
+    samples = sample_super_resolutions(vae, val.lr[:2].cuda(), 3)
+    assert samples.device.type == "cuda" and samples.shape == (3, 2, 3, 32, 32)
