@@ -63,7 +63,8 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
     degradation = _degradation(args)
     preset = TRAIN_PRESETS[args.recipe or ("paper" if args.arch == "seed" else "default")]
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
-                                   ("seed", args.seed), ("precision", args.precision)) if v is not None}  # fmt: skip
+                                   ("seed", args.seed), ("precision", args.precision), ("flips", args.flips))
+                 if v is not None}  # fmt: skip
     train_config = replace(preset, **overrides)
     model_config = CNNConfig(arch=args.arch, scale=args.scale, channels=args.channels, blocks=args.blocks)
     train, val = training_data(
@@ -78,6 +79,7 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
         device=args.device,
         resume=args.resume,
         meta=_run_meta(args, degradation),
+        degradation=degradation,
         progress=not args.quiet,
     )
     if history:
@@ -208,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     cnn.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     cnn.add_argument("--lr", type=float, help="override the recipe's learning rate")
     cnn.add_argument("--seed", type=int, help="override the recipe's seed")
+    cnn.add_argument(
+        "--flips",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random left-right mirroring (default: on for the default recipe, off for paper)",
+    )
     cnn.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed-precision autocast (default: fp32)")
     cnn.add_argument("--channels", type=int, default=CNNConfig.channels, help="resnet width")
     cnn.add_argument("--blocks", type=int, default=CNNConfig.blocks, help="resnet residual blocks")

@@ -116,3 +116,18 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
     assert load_cifar10("test", tmp_path, download=True).shape == (3, 3, 32, 32)
     assert calls == [(str(tmp_path), False, True)]
+
+
+def test_random_flips_mirror_hr_and_recompute_lr():
+    from pyro_sr.data.datasets import RandomFlips
+
+    degradation = Degradation()
+    pairs = PairedImages.from_hr(load_bundled_sample()[:16], degradation)
+    ((lr, hr),) = RandomFlips(pairs, degradation).batches(16, shuffle=False, generator=torch.Generator().manual_seed(0))
+    original = pairs.hr.float() / 255
+    mirrored = (hr - original.flip(-1)).abs().flatten(1).amax(1) == 0
+    unchanged = (hr - original).abs().flatten(1).amax(1) == 0
+    assert (mirrored | unchanged).all() and 0 < int(mirrored.sum()) < 16
+    torch.testing.assert_close(lr, degradation(hr))
+    # Mirroring the LR instead would be wrong: the sampling grid is not mirror-symmetric.
+    assert (degradation(original.flip(-1)) - pairs.lr.flip(-1)).abs().max() > 1e-3
