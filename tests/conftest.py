@@ -24,3 +24,19 @@ def fake_cifar_batches(tmp_path):
     with (folder / "batches.meta").open("wb") as f:
         pickle.dump({"label_names": [str(i) for i in range(10)]}, f)
     return folder
+
+
+@pytest.fixture
+def interrupt_after_first_epoch(monkeypatch):
+    """Call the returned function to make the next training run stop with KeyboardInterrupt right after it
+    writes its first checkpoint (once; saving is normal afterwards)."""
+    import pyro_sr.training.run as run_module
+
+    real_save = run_module.save_checkpoint
+
+    def save_then_stop(payload, path):
+        real_save(payload, path)
+        monkeypatch.setattr(run_module, "save_checkpoint", real_save)
+        raise KeyboardInterrupt
+
+    return lambda: monkeypatch.setattr(run_module, "save_checkpoint", save_then_stop)

@@ -114,24 +114,13 @@ def test_few_svi_steps_lower_the_loss_and_log_beta(tmp_path, pairs):
     assert len(steps) == 4 * 3
 
 
-def test_resume_gives_identical_next_epoch(tmp_path, pairs, monkeypatch):
+def test_resume_gives_identical_next_epoch(tmp_path, pairs, interrupt_after_first_epoch):
     train, val = pairs
     config = SVIConfig(epochs=3, batch_size=16, kl=KLSchedule("linear", 1.0, warmup_steps=5))
     straight = fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "a", device="cpu", progress=False)
-    import pyro_sr.inference.svi as svi_module
-
-    real_save, calls = svi_module.save_checkpoint, []
-
-    def save_then_stop(payload, path):
-        real_save(payload, path)
-        calls.append(1)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(svi_module, "save_checkpoint", save_then_stop)
+    interrupt_after_first_epoch()
     with pytest.raises(KeyboardInterrupt):
         fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "b", device="cpu", progress=False)
-    monkeypatch.setattr(svi_module, "save_checkpoint", real_save)
     resumed = fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "b", device="cpu", resume=True,
                       progress=False)  # fmt: skip
     for a, b in zip(straight[1:], resumed[1:], strict=True):

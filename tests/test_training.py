@@ -31,25 +31,14 @@ def test_short_fit_lowers_the_loss_and_logs_each_epoch(tmp_path, pairs, precisio
     assert evaluate_mse(model, val, torch.device("cpu")) == pytest.approx(history[-1]["val_mse"], rel=1e-5)
 
 
-def test_resume_gives_identical_next_epoch(tmp_path, pairs, monkeypatch):
+def test_resume_gives_identical_next_epoch(tmp_path, pairs, interrupt_after_first_epoch):
     train, val = pairs
     config = TrainConfig(epochs=3, batch_size=8)
     straight = fit_cnn(TINY, config, train, val, tmp_path / "straight", device="cpu", progress=False)
     interrupted = tmp_path / "interrupted"
-    import pyro_sr.training.cnn as cnn_module
-
-    real_save, calls = cnn_module.save_checkpoint, []
-
-    def save_then_stop(payload, path):
-        real_save(payload, path)
-        calls.append(1)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(cnn_module, "save_checkpoint", save_then_stop)
+    interrupt_after_first_epoch()
     with pytest.raises(KeyboardInterrupt):
         fit_cnn(TINY, config, train, val, interrupted, device="cpu", progress=False)
-    monkeypatch.setattr(cnn_module, "save_checkpoint", real_save)
     resumed = fit_cnn(TINY, config, train, val, interrupted, device="cpu", resume=True, progress=False)
     assert [r["train_mse"] for r in resumed[1:]] == [r["train_mse"] for r in straight[1:]]
     assert resumed[-1]["val_mse"] == straight[-1]["val_mse"]

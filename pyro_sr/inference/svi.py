@@ -32,9 +32,9 @@ from tqdm import tqdm
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.evaluation.metrics import mse_to_psnr
 from pyro_sr.inference.annealing import KLSchedule
-from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pyro_sr.training.cnn import TrainingError
 from pyro_sr.training.device import resolve_device
+from pyro_sr.training.run import close_epoch, open_run
 
 ELBOS = ("trace", "meanfield")
 
@@ -130,15 +130,10 @@ def fit_vae(
 ) -> list[dict[str, float]]:
     """Fit ``vae`` (its model/guide) with SVI; returns the per-epoch log, also written to ``run_dir/log.jsonl``."""
     run_dir = Path(run_dir)
-    checkpoint_path = run_dir / "checkpoint.pt"
     dev = resolve_device(device)
-    state = load_checkpoint(checkpoint_path) if resume else None
+    state = open_run(run_dir, resume, kind, vae.config.to_dict())
     if state is not None:
-        if state.get("kind") != kind or state["model_config"] != vae.config.to_dict():
-            raise CheckpointError(f"{checkpoint_path} was written for another model; cannot resume with this one")
         config = replace(SVIConfig.from_dict(state["svi_config"]), epochs=config.epochs)
-    elif checkpoint_path.exists():
-        raise CheckpointError(f"{checkpoint_path} exists; pass --resume to continue it or choose another --out")
 
     pyro.clear_param_store()
     pyro.set_rng_seed(config.seed)
@@ -157,7 +152,6 @@ def fit_vae(
         _set_rng_state(state["rng"])
         history, start_epoch, step = state["history"], state["epoch"], state["step"]
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         vae.train()
         started, seen, loss_sum, beta = time.perf_counter(), 0, 0.0, config.kl.factor(step)
@@ -189,7 +183,8 @@ def fit_vae(
             "images_per_s": seen / seconds,
         }
         history.append(record)
-        save_checkpoint(
+        close_epoch(
+            run_dir,
             {
                 "kind": kind,
                 "model_config": vae.config.to_dict(),
@@ -202,12 +197,9 @@ def fit_vae(
                 "history": history,
                 "meta": meta or {},
             },
-            checkpoint_path,
+            record,
+            {"steps.jsonl": step_log},
         )
-        with (run_dir / "log.jsonl").open("a") as log:
-            log.write(json.dumps(record) + "\n")
-        with (run_dir / "steps.jsonl").open("a") as log:
-            log.writelines(json.dumps(entry) + "\n" for entry in step_log)
         if progress:
             print(json.dumps(record), file=sys.stderr)
     return history

@@ -6,7 +6,6 @@ model, optimizer, schedule and RNG states, so ``resume=True`` continues exactly 
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -21,8 +20,8 @@ from tqdm import tqdm
 from pyro_sr.data.datasets import ImageFolderCrops, PairedImages, RandomFlips
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig, build_cnn
-from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pyro_sr.training.device import resolve_device
+from pyro_sr.training.run import close_epoch, open_run
 
 
 class TrainingError(RuntimeError):
@@ -108,15 +107,10 @@ def fit_cnn(
 
     ``degradation`` (the paper's operator by default) recomputes LR inputs when ``flips`` augments the data."""
     run_dir = Path(run_dir)
-    checkpoint_path = run_dir / "checkpoint.pt"
     dev = resolve_device(device)
-    state = load_checkpoint(checkpoint_path) if resume else None
+    state = open_run(run_dir, resume, "cnn", model_config.to_dict())
     if state is not None:
-        if state.get("kind") != "cnn" or state["model_config"] != model_config.to_dict():
-            raise CheckpointError(f"{checkpoint_path} was written for another model; cannot resume with this one")
         train_config = replace(TrainConfig(**state["train_config"]), epochs=train_config.epochs)
-    elif checkpoint_path.exists():
-        raise CheckpointError(f"{checkpoint_path} exists; pass --resume to continue it or choose another --out")
 
     torch.manual_seed(train_config.seed)
     model = build_cnn(model_config).to(dev, memory_format=torch.channels_last)
@@ -136,7 +130,6 @@ def fit_cnn(
 
     if train_config.flips:
         train_data = RandomFlips(train_data, degradation or Degradation(scale=model_config.scale))
-    run_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(start_epoch + 1, train_config.epochs + 1):
         model.train()
         started, seen, loss_sum = time.perf_counter(), 0, 0.0
@@ -174,7 +167,8 @@ def fit_cnn(
             "images_per_s": seen / seconds,
         }
         history.append(record)
-        save_checkpoint(
+        close_epoch(
+            run_dir,
             {
                 "kind": "cnn",
                 "model_config": model_config.to_dict(),
@@ -187,10 +181,9 @@ def fit_cnn(
                 "history": history,
                 "meta": meta or {},
             },
-            checkpoint_path,
+            record,
+            {},
         )
-        with (run_dir / "log.jsonl").open("a") as log:
-            log.write(json.dumps(record) + "\n")
         if progress:
             print(
                 f"epoch {epoch}: train MSE {record['train_mse']:.5f}  val MSE {record['val_mse']:.5f}  "
