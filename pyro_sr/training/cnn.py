@@ -161,7 +161,7 @@ def fit_cnn(
         record = {
             "epoch": epoch,
             "train_mse": loss_sum / seen,
-            "val_mse": evaluate_mse(model, val_data, dev) if val_data is not None and len(val_data) else float("nan"),
+            "val_mse": evaluate_mse(model, val_data, dev) if val_data is not None and len(val_data) else None,
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": seconds,
             "images_per_s": seen / seconds,
@@ -185,9 +185,7 @@ def fit_cnn(
             {},
         )
         if progress:
-            print(
-                f"epoch {epoch}: train MSE {record['train_mse']:.5f}  val MSE {record['val_mse']:.5f}  "
-                f"({record['images_per_s']:.0f} images/s)",
-                file=sys.stderr,
-            )
+            val = "" if record["val_mse"] is None else f"  val MSE {record['val_mse']:.5f}"
+            print(f"epoch {epoch}: train MSE {record['train_mse']:.5f}{val}  ({record['images_per_s']:.0f} images/s)",
+                  file=sys.stderr)  # fmt: skip
     return history
