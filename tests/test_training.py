@@ -29,6 +29,8 @@ def test_short_fit_lowers_the_loss_and_logs_each_epoch(tmp_path, pairs, precisio
     assert [r["epoch"] for r in lines] == [1, 2, 3]
     model = model_from_checkpoint(load_checkpoint(tmp_path))
     assert evaluate_mse(model, val, torch.device("cpu")) == pytest.approx(history[-1]["val_mse"], rel=1e-5)
+    best = min(history, key=lambda r: r["val_mse"])
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == best["epoch"]
 
 
 def test_resume_gives_identical_next_epoch(tmp_path, pairs, interrupt_after_first_epoch):

@@ -4,8 +4,9 @@ The objective is Pyro's own (``Trace_ELBO`` or, with analytic KL, ``TraceMeanFie
 :class:`~pyro_sr.inference.annealing.KLSchedule` reaches the latent sites as the ``beta`` argument, where
 ``poutine.scale`` applies it. Every epoch writes a JSON line (train objective, the β in force, full-validation ELBO,
 KL, expected log-likelihood and PSNR) and an atomic checkpoint with network, optimizer, schedule position and RNG
-states. The Pyro param store holds exactly the network's parameters (``pyro.module``), so the network's
-state_dict is the param store's content. ``steps.jsonl`` gets the per-image loss and β of every step.
+states (also as ``best.pt`` at the best validation ELBO so far). The Pyro param store holds exactly the network's
+parameters (``pyro.module``), so the network's state_dict is the param store's content. ``steps.jsonl`` gets the
+per-image loss and β of every step.
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ def fit_vae(
             "seconds": seconds,
             "images_per_s": seen / seconds,
         }
+        scores = [r["val_elbo"] for r in history if "val_elbo" in r]
+        best = "val_elbo" in record and (not scores or record["val_elbo"] > max(scores))
         history.append(record)
         close_epoch(
             run_dir,
@@ -199,6 +202,7 @@ def fit_vae(
             },
             record,
             {"steps.jsonl": step_log},
+            best=best,
         )
         if progress:
             print(json.dumps(record), file=sys.stderr)

@@ -103,7 +103,8 @@ def fit_cnn(
     progress: bool = True,
     degradation: Degradation | None = None,
 ) -> list[dict[str, float]]:
-    """Train a CNN with MSE; returns the per-epoch log (also written to ``run_dir/log.jsonl``).
+    """Train a CNN with MSE; returns the per-epoch log (also written to ``run_dir/log.jsonl``). The checkpoint
+    of the lowest validation MSE so far is also kept as ``run_dir/best.pt``.
 
     ``degradation`` (the paper's operator by default) recomputes LR inputs when ``flips`` augments the data."""
     run_dir = Path(run_dir)
@@ -166,6 +167,8 @@ def fit_cnn(
             "seconds": seconds,
             "images_per_s": seen / seconds,
         }
+        scores = [r["val_mse"] for r in history if r["val_mse"] is not None]
+        best = record["val_mse"] is not None and (not scores or record["val_mse"] < min(scores))
         history.append(record)
         close_epoch(
             run_dir,
@@ -183,6 +186,7 @@ def fit_cnn(
             },
             record,
             {},
+            best=best,
         )
         if progress:
             val = "" if record["val_mse"] is None else f"  val MSE {record['val_mse']:.5f}"

@@ -23,10 +23,15 @@ def open_run(run_dir: Path, resume: bool, kind: str, model_config: dict) -> dict
     return state
 
 
-def close_epoch(run_dir: Path, checkpoint: dict[str, Any], record: dict, logs: dict[str, list[dict]]) -> None:
-    """Write the epoch's checkpoint, then append its log lines (``logs``: file name -> JSON records)."""
+def close_epoch(
+    run_dir: Path, checkpoint: dict[str, Any], record: dict, logs: dict[str, list[dict]], best: bool = False
+) -> None:
+    """Write the epoch's checkpoint (also as ``best.pt`` when ``best``: the best validation score so far), then
+    append its log lines (``logs``: file name -> JSON records)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(checkpoint, run_dir / "checkpoint.pt")
+    if best:
+        save_checkpoint(checkpoint, run_dir / "best.pt")
     for name, records in {"log.jsonl": [record], **logs}.items():
         with (run_dir / name).open("a") as log:
             log.writelines(json.dumps(r) + "\n" for r in records)
