@@ -37,7 +37,7 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> str:
         columns = {
             "LR (8x8)": nearest_upscale(lr, 4),
             "bicubic": bicubic_upscale(lr, 4),
-            f"CNN ({best.name})": best.model(lr),
+            f"our CNN ({best.name})": best.model(lr),
         }
         if "vae" in names:
             samples = sample_super_resolutions(load_model("vae", dev).model, lr, NUM_SAMPLES)

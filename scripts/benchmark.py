@@ -24,8 +24,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def train_throughput(arch: str, batch_size: int, device: torch.device, seconds: float) -> float:
-    """Images per second of MSE training steps with the arch's recipe optimizer, after 3 warm-up steps."""
+def train_throughput(arch: str, batch_size: int, device: torch.device, seconds: float, bf16: bool = False) -> float:
+    """Images per second of MSE training steps with the arch's recipe optimizer (optionally under bf16
+    autocast, as ``--precision bf16``), after 3 warm-up steps."""
     model = build_cnn(CNNConfig(arch=arch)).to(device)
     recipe = TRAIN_PRESETS["paper" if arch == "seed" else "default"]
     optimizer = make_optimizer(model, recipe)
@@ -33,7 +34,9 @@ def train_throughput(arch: str, batch_size: int, device: torch.device, seconds: 
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.mse_loss(model(lr), hr).backward()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            sr = model(lr)
+        torch.nn.functional.mse_loss(sr.float(), hr).backward()
         optimizer.step()
 
     for _ in range(3):
@@ -81,6 +84,7 @@ def main() -> int:
             "seed (SGD, batch 4)": train_throughput("seed", 4, device, args.seconds),
             "seed (batch 32)": train_throughput("seed", 32, device, args.seconds),
             "resnet (Adam, batch 32)": train_throughput("resnet", 32, device, args.seconds),
+            "resnet (Adam, batch 32, bf16)": train_throughput("resnet", 32, device, args.seconds, bf16=True),
         },
         "inference_seconds": {
             f"{arch}: {label}": inference_seconds(arch, shape, device)
