@@ -89,6 +89,5 @@ def export_weights(checkpoint_path: str | Path, out_path: str | Path, metrics: d
         history=checkpoint.get("history"),
         metrics=metrics or {},
     )
-    payload = {"kind": checkpoint["kind"], "model_config": checkpoint["model_config"], "meta": meta}
-    payload["model"] = checkpoint["model"]
-    save_checkpoint(payload, out_path)
+    payload = {"kind": checkpoint["kind"], "model_config": checkpoint["model_config"], "model": checkpoint["model"]}
+    save_checkpoint({**payload, "meta": meta}, out_path)
