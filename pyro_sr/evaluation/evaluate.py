@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -10,9 +10,9 @@ import torch
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.evaluation.metrics import SRMetrics
+from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
+from pyro_sr.inference.upscale import Upscaler
 from pyro_sr.models.cnn import bicubic_upscale, nearest_upscale
-
-Upscaler = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
@@ -30,8 +30,6 @@ def score_samples(vae: torch.nn.Module, pairs: PairedImages, degradation: Degrad
                   temperature: float = 1.0, device: torch.device | str = "cpu", batch_size: int = 100):  # fmt: skip
     """Two rows of metrics for a VAE: the mean of ``num_samples`` samples, and single samples (each sample
     scored on its own), both with the diversity (mean per-pixel std across samples)."""
-    from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
-
     of_mean, of_samples, diversity = SRMetrics(degradation), SRMetrics(degradation), 0.0
     for lr, hr in pairs.batches(batch_size, device=device):
         samples = sample_super_resolutions(vae, lr, num_samples, temperature)
