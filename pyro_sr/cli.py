@@ -12,6 +12,7 @@ import torch
 
 from pyro_sr.data.degradation import DEGRADATIONS, SUPPORTED_SCALES, Degradation
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
+from pyro_sr.models.hvae import HVAEConfig
 from pyro_sr.training.cnn import TrainingError
 from pyro_sr.training.device import DEVICE_CHOICES
 
@@ -31,14 +32,16 @@ def _add_data_args(p: argparse.ArgumentParser, splits: tuple[str, ...], default_
 
 
 def _add_degradation_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", type=int, default=4, choices=SUPPORTED_SCALES, help="upscaling factor (default: 4)")
+    p.add_argument(
+        "--scale", type=int, default=4, choices=SUPPORTED_SCALES, help="upscaling factor (default: %(default)s)"
+    )
     p.add_argument(
         "--degradation",
         default="gaussian",
         choices=DEGRADATIONS,
         help="gaussian: the paper's blur (sigma) + subsampling at offset scale//2; bicubic: antialiased",
     )
-    p.add_argument("--sigma", type=float, default=1.0, help="Gaussian blur sigma (default: 1.0)")
+    p.add_argument("--sigma", type=float, default=1.0, help="Gaussian blur sigma (default: %(default)s)")
 
 
 def _degradation(args: argparse.Namespace) -> Degradation:
@@ -108,19 +111,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fit_vae(args: argparse.Namespace) -> int:
+def _fit_svi(args: argparse.Namespace, vae_factory, kind: str) -> int:
+    """Shared by ``fit vae`` and ``fit hvae``: the one SVI loop, with the model built by ``vae_factory``."""
     import pyro
 
     from pyro_sr.inference.annealing import KLSchedule
     from pyro_sr.inference.svi import SVIConfig, fit_vae
-    from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
     from pyro_sr.training.data import training_data
 
     _set_threads(args.threads)
     degradation = _degradation(args)
-    overrides = {k: v for k, v in (("latent_channels", args.latent_channels), ("channels", args.channels),
-                                   ("blocks", args.blocks)) if v is not None}  # fmt: skip
-    model_config = replace(CVAE_PRESETS[args.preset], scale=args.scale, **overrides)
     kl = KLSchedule(args.kl, args.beta, warmup_steps=args.warmup_steps, cycle_steps=args.cycle_steps)
     config = SVIConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, elbo=args.elbo, kl=kl, seed=args.seed
@@ -129,11 +129,32 @@ def cmd_fit_vae(args: argparse.Namespace) -> int:
         args.data, degradation, args.data_dir, args.download, args.val_size, args.crops_per_epoch
     )
     pyro.set_rng_seed(config.seed)  # the initial weights
-    history = fit_vae(ConditionalVAE(model_config), "cvae", config, train, val, args.out, device=args.device,
-                      resume=args.resume, meta=_run_meta(args, degradation), progress=not args.quiet)  # fmt: skip
+    history = fit_vae(vae_factory(), kind, config, train, val, args.out, device=args.device, resume=args.resume,
+                      meta=_run_meta(args, degradation), progress=not args.quiet)  # fmt: skip
     if history:
         print(json.dumps(history[-1]))
     return 0
+
+
+def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def cmd_fit_vae(args: argparse.Namespace) -> int:
+    from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
+
+    overrides = _overrides(args, ("latent_channels", "channels", "blocks"))
+    model_config = replace(CVAE_PRESETS[args.preset], scale=args.scale, **overrides)
+    return _fit_svi(args, lambda: ConditionalVAE(model_config), "cvae")
+
+
+def cmd_fit_hvae(args: argparse.Namespace) -> int:
+    from pyro_sr.models.hvae import HierarchicalVAE
+
+    model_config = HVAEConfig(scale=args.scale, channels=args.channels, lr_blocks=args.lr_blocks,
+                              latent_channels=args.latent_channels, groups_per_scale=args.groups_per_scale,
+                              blocks_per_group=args.blocks_per_group)  # fmt: skip
+    return _fit_svi(args, lambda: HierarchicalVAE(model_config), "hvae")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -221,24 +242,38 @@ def build_parser() -> argparse.ArgumentParser:
     cnn.add_argument("--blocks", type=int, default=CNNConfig.blocks, help="resnet residual blocks")
     cnn.set_defaults(func=cmd_fit_cnn)
 
-    vae = fit_sub.add_parser("vae", parents=[common, fit_common], help="fit the conditional VAE with SVI",
+    svi = argparse.ArgumentParser(add_help=False)
+    svi.add_argument("--elbo", default="trace", choices=("trace", "meanfield"),
+                     help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)")  # fmt: skip
+    svi.add_argument("--kl", default="constant", choices=("constant", "linear", "cyclical"), help="KL schedule")
+    svi.add_argument("--beta", type=float, default=1.0, help="KL weight (the paper: 0.5); the schedule's maximum")
+    svi.add_argument("--warmup-steps", type=int, default=0, help="linear: steps from 0 to beta; cyclical: ramp")
+    svi.add_argument("--cycle-steps", type=int, default=0, help="cyclical: steps per cycle")
+    svi.add_argument("--epochs", type=int, default=20)
+    svi.add_argument("--batch-size", type=int, default=32)
+    svi.add_argument("--lr", type=float, default=1e-3, help="ClippedAdam learning rate, decayed to 5%% by the end")
+    svi.add_argument("--seed", type=int, default=0)
+
+    vae = fit_sub.add_parser("vae", parents=[common, fit_common, svi], help="fit the conditional VAE with SVI",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     vae.add_argument("--preset", default="default", choices=("default", "paper"),
                      help="paper: the paper's VAE (linear 192-d prior, decoder from z alone, sigma 0.01)")  # fmt: skip
     vae.add_argument("--latent-channels", type=int, help="override the preset's latent channels per LR pixel")
     vae.add_argument("--channels", type=int, help="override the preset's network width")
     vae.add_argument("--blocks", type=int, help="override the preset's residual blocks")
-    vae.add_argument("--elbo", default="trace", choices=("trace", "meanfield"),
-                     help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)")  # fmt: skip
-    vae.add_argument("--kl", default="constant", choices=("constant", "linear", "cyclical"), help="KL schedule")
-    vae.add_argument("--beta", type=float, default=1.0, help="KL weight (the paper: 0.5); the schedule's maximum")
-    vae.add_argument("--warmup-steps", type=int, default=0, help="linear: steps from 0 to beta; cyclical: ramp")
-    vae.add_argument("--cycle-steps", type=int, default=0, help="cyclical: steps per cycle")
-    vae.add_argument("--epochs", type=int, default=20)
-    vae.add_argument("--batch-size", type=int, default=32)
-    vae.add_argument("--lr", type=float, default=1e-3, help="ClippedAdam learning rate, decayed to 5%% by the end")
-    vae.add_argument("--seed", type=int, default=0)
     vae.set_defaults(func=cmd_fit_vae)
+
+    hvae = fit_sub.add_parser("hvae", parents=[common, fit_common, svi],
+                              help="fit the hierarchical VAE (spatial latent groups, coarse to fine) with SVI",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    hvae.add_argument("--channels", type=int, default=HVAEConfig.channels, help="LR-grid width, halved per 2x step")
+    hvae.add_argument("--lr-blocks", type=int, default=HVAEConfig.lr_blocks, help="residual blocks of the LR encoder")
+    hvae.add_argument("--latent-channels", type=int, default=HVAEConfig.latent_channels, help="latent channels/group")
+    hvae.add_argument("--groups-per-scale", type=int, nargs="+", metavar="N",
+                      help="latent groups per resolution, LR grid first; unset: 2, then 1 per 2x step")  # fmt: skip
+    hvae.add_argument("--blocks-per-group", type=int, default=HVAEConfig.blocks_per_group,
+                      help="residual blocks after each group")  # fmt: skip
+    hvae.set_defaults(func=cmd_fit_hvae)
 
     sample_args = argparse.ArgumentParser(add_help=False)
     sample_args.add_argument("--num-samples", type=int, help=f"VAE samples per image (default: {DEFAULT_SAMPLES})")

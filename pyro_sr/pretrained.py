@@ -15,7 +15,7 @@ from pyro_sr.data.degradation import Degradation
 from pyro_sr.models import MODEL_KINDS, build_model
 from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-BUNDLED_MODELS = {"cnn": "cnn.pt", "seed-cnn": "seed-cnn.pt", "vae": "vae.pt"}
+BUNDLED_MODELS = {"cnn": "cnn.pt", "seed-cnn": "seed-cnn.pt", "vae": "vae.pt", "hvae": "hvae.pt"}
 DEFAULT_MODEL = "cnn"
 
 

@@ -73,29 +73,30 @@ def make_elbo(name: str) -> Trace_ELBO:
 
 @torch.no_grad()
 def elbo_terms(vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image expected log-likelihood (one posterior sample), analytic KL and their difference, the ELBO
-    at β = 1, plus the PSNR-relevant squared error of the decoder mean given that sample."""
+    """Per-image expected log-likelihood (one posterior sample), analytic KL of each latent site given its
+    sampled parents (``kl_<site>``), their total and the ELBO at β = 1."""
     guide_trace = poutine.trace(vae.guide).get_trace(lr, hr, 1.0)
     model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(lr, hr, 1.0)
     log_lik = model_trace.nodes["hr"]["fn"].log_prob(hr)
-    kl = torch.zeros_like(log_lik)
+    terms = {}
     for name, site in guide_trace.nodes.items():
         if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site):
-            kl = kl + torch.distributions.kl_divergence(site["fn"], model_trace.nodes[name]["fn"])
-    return {"log_lik": log_lik, "kl": kl, "elbo": log_lik - kl}
+            terms[f"kl_{name}"] = torch.distributions.kl_divergence(site["fn"], model_trace.nodes[name]["fn"])
+    kl = sum(terms.values(), torch.zeros_like(log_lik))
+    return {"log_lik": log_lik, "kl": kl, "elbo": log_lik - kl, **(terms if len(terms) > 1 else {})}
 
 
 @torch.no_grad()
 def validate(vae: nn.Module, data: PairedImages, device: torch.device, batch_size: int = 250) -> dict[str, float]:
-    """ELBO, KL and log-likelihood per image over all of ``data``, and the PSNR of super-resolutions whose
-    latents come from the prior (what a user gets), in nats."""
+    """ELBO, KL (and each latent group's KL when there are several) and log-likelihood per image over all of
+    ``data``, in nats, and the PSNR of super-resolutions whose latents come from the prior (what a user gets)."""
     from pyro.infer import Predictive
 
-    sums = {"elbo": 0.0, "kl": 0.0, "log_lik": 0.0}
+    sums: dict[str, float] = {}
     sq_err, pixels = 0.0, 0
     for lr, hr in data.batches(batch_size, device=device):
         for key, value in elbo_terms(vae, lr, hr).items():
-            sums[key] += float(value.sum())
+            sums[key] = sums.get(key, 0.0) + float(value.sum())
         sr = Predictive(vae.model, num_samples=1, return_sites=("sr",))(lr)["sr"][0]
         sq_err += float(((sr.clamp(0, 1) - hr) ** 2).sum())
         pixels += hr.numel()

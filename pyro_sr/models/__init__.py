@@ -4,8 +4,9 @@ from torch import nn
 
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig, ResidualSR, SeedCNN, bicubic_upscale, build_cnn, nearest_upscale
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE, CVAEConfig
+from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
 
-MODEL_KINDS = ("cnn", "cvae")
+MODEL_KINDS = ("cnn", "cvae", "hvae")
 
 
 def build_model(kind: str, config: dict) -> nn.Module:
@@ -14,6 +15,8 @@ def build_model(kind: str, config: dict) -> nn.Module:
         return build_cnn(CNNConfig(**config))
     if kind == "cvae":
         return ConditionalVAE(CVAEConfig(**config))
+    if kind == "hvae":
+        return HierarchicalVAE(HVAEConfig(**config))
     raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
 
 
@@ -23,6 +26,8 @@ __all__ = [
     "CNNConfig",
     "CVAEConfig",
     "ConditionalVAE",
+    "HVAEConfig",
+    "HierarchicalVAE",
     "MODEL_KINDS",
     "ResidualSR",
     "SeedCNN",

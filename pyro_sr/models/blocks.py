@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+MIN_SCALE = 1e-4
+
+
+def split_loc_scale(params: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Normal's loc and positive scale from a network output holding both (halves along ``dim``)."""
+    loc, raw = params.chunk(2, dim=dim)
+    return loc, F.softplus(raw) + MIN_SCALE
 
 
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -39,3 +48,10 @@ class SubPixelUpsampler(nn.Sequential):
         for _ in range(stages):
             layers += [conv3x3(channels, 4 * channels), nn.PixelShuffle(2), nn.ReLU()]
         super().__init__(*layers)
+
+
+class LREncoder(nn.Sequential):
+    """Features of the LR image on its own grid; the VAEs share them between prior, guide and decoder."""
+
+    def __init__(self, channels: int, blocks: int):
+        super().__init__(conv3x3(3, channels), *[ResidualBlock(channels, blocks) for _ in range(blocks)])

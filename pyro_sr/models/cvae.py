@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pyro_sr.models.blocks import ResidualBlock, SubPixelUpsampler, conv3x3
+from pyro_sr.models.blocks import LREncoder, ResidualBlock, SubPixelUpsampler, conv3x3, split_loc_scale
 from pyro_sr.models.kl_weight import kl_weight
 
 PRIORS = ("spatial", "linear")
-MIN_SCALE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -57,18 +56,6 @@ CVAE_PRESETS = {
     "paper": CVAEConfig(prior="linear", latent_dim=192, decoder_sees_lr=False, likelihood_scale=0.01),
     "default": CVAEConfig(),
 }
-
-
-def _split_loc_scale(params: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    loc, raw = params.chunk(2, dim=dim)
-    return loc, F.softplus(raw) + MIN_SCALE
-
-
-class LREncoder(nn.Sequential):
-    """Features of the LR image on its own grid, shared by prior, guide and decoder."""
-
-    def __init__(self, channels: int, blocks: int):
-        super().__init__(conv3x3(3, channels), *[ResidualBlock(channels, blocks) for _ in range(blocks)])
 
 
 class ConditionalVAE(nn.Module):
@@ -123,13 +110,13 @@ class ConditionalVAE(nn.Module):
     def prior(self, lr: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """loc and scale of p(z | LR)."""
         if self.config.prior == "spatial":
-            return _split_loc_scale(self.prior_net(features), 1)
-        return _split_loc_scale(self.prior_net((lr - 0.5).flatten(1)), 1)
+            return split_loc_scale(self.prior_net(features), 1)
+        return split_loc_scale(self.prior_net((lr - 0.5).flatten(1)), 1)
 
     def posterior(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """loc and scale of q(z | HR, LR)."""
         residual = F.pixel_unshuffle(hr - self.upsample(lr), self.config.scale)
-        return _split_loc_scale(self.posterior_net(torch.cat([residual, lr - 0.5], 1)), 1)
+        return split_loc_scale(self.posterior_net(torch.cat([residual, lr - 0.5], 1)), 1)
 
     def upsample(self, lr: torch.Tensor) -> torch.Tensor:
         return F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)

@@ -1,0 +1,232 @@
+"""Hierarchical (ladder) VAE super-resolver conditioned on the LR image, as a Pyro model/guide pair.
+
+    p(HR | LR) = ∫ p(HR | z_1..z_L, LR) ∏_l p(z_l | z_<l, LR) dz,   fitted against ∏_l q(z_l | z_<l, HR, LR).
+
+A top-down path starts from features of the LR image on its own grid and doubles its resolution log2(scale) times
+(8x8 -> 16x16 -> 32x32 for CIFAR-10 at 4x). At each resolution it meets ``groups_per_scale[r]`` groups of spatial
+latents: a group's prior comes from the top-down state, its posterior from that state together with bottom-up
+features of the HR image at the same resolution (ladder / bidirectional inference, as in NVAE and VDVAE), written
+relative to the prior (posterior loc = prior loc + shift, scale = prior scale x factor). The sample is added back
+into the state, so later groups and the output see it. The output is a residual over bicubic upsampling of the LR
+image, with a Normal likelihood of learned per-channel scale. Everything is convolutional, so any image whose
+side is divisible by the scale works, and 2x / 4x / 8x differ only in the number of resolutions.
+
+Model and guide share the sites ``z1`` ... ``zL`` (coarse to fine) and ``hr`` under the plate ``images``. Each
+latent site sits in its own ``kl_weight`` (``poutine.scale``) in model and guide, so each group's KL can be
+weighted or annealed separately (``beta`` may be one factor or one per group). The guide runs the same top-down
+path as the model (it needs the prior of each group), so a training step computes that path twice: the price
+of keeping model and guide separate, self-contained Pyro programs. Because model and guide walk the groups in
+the same order, no latent's parents in the model are its descendants in the guide, which is the condition under
+which ``TraceMeanField_ELBO``'s analytic per-group KL (given the sampled parents) is a valid ELBO estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pyro_sr.models.blocks import LREncoder, ResidualBlock, conv3x3, split_loc_scale
+from pyro_sr.models.kl_weight import kl_weight
+
+
+@dataclass(frozen=True)
+class HVAEConfig:
+    """Architecture of a hierarchical VAE; stored in checkpoints so the model can be rebuilt."""
+
+    scale: int = 4
+    channels: int = 64  # width on the LR grid; halved at each 2x step, but not below min_channels
+    min_channels: int = 16
+    lr_blocks: int = 6  # residual blocks of the LR encoder
+    latent_channels: int = 8  # per group
+    groups_per_scale: tuple[int, ...] | None = None  # LR grid first, HR grid last; None: 2 on the LR grid, then 1
+    blocks_per_group: int = 1  # residual blocks of the top-down state after each group
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 4, 8):
+            raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
+        resolutions = int(math.log2(self.scale)) + 1
+        groups = (2,) + (1,) * (resolutions - 1) if self.groups_per_scale is None else tuple(self.groups_per_scale)
+        object.__setattr__(self, "groups_per_scale", groups)
+        if len(self.groups_per_scale) != resolutions:
+            raise ValueError(
+                f"groups_per_scale needs one entry per resolution ({resolutions} for x{self.scale}), "
+                f"got {list(self.groups_per_scale)}"
+            )
+        if min(self.groups_per_scale) < 0 or sum(self.groups_per_scale) < 1:
+            raise ValueError(f"groups_per_scale must be non-negative with at least one group, got "
+                             f"{list(self.groups_per_scale)}")  # fmt: skip
+        if min(self.channels, self.min_channels, self.latent_channels, self.lr_blocks, self.blocks_per_group) < 1:
+            raise ValueError("channels, latent channels and block counts must be >= 1")
+
+    @property
+    def num_groups(self) -> int:
+        return sum(self.groups_per_scale)
+
+    def width(self, resolution: int) -> int:
+        """Channels of the top-down state at resolution index ``resolution`` (0 = LR grid)."""
+        return max(self.channels >> resolution, self.min_channels)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LatentGroup(nn.Module):
+    """One group of spatial latents: prior and posterior heads, the injection of the sample into the state,
+    and the residual blocks that follow."""
+
+    def __init__(self, channels: int, latent_channels: int, depth: int, blocks: int):
+        super().__init__()
+        self.prior_head = conv3x3(channels, 2 * latent_channels)
+        self.posterior_head = nn.Sequential(
+            conv3x3(2 * channels, channels), nn.ReLU(), conv3x3(channels, 2 * latent_channels)
+        )
+        self.inject = conv3x3(latent_channels, channels)
+        self.blocks = nn.Sequential(*[ResidualBlock(channels, depth) for _ in range(blocks)])
+        for head in (self.prior_head, self.posterior_head[-1]):  # start at prior N(0, ~1) and posterior = prior
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        with torch.no_grad():
+            self.inject.weight.mul_(1.0 / math.sqrt(depth))
+
+    def prior(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, scale = split_loc_scale(self.prior_head(state))
+        return loc, scale + 0.3  # softplus(0) + 0.3 ≈ 1 at initialisation
+
+    def posterior(
+        self, state: torch.Tensor, features: torch.Tensor, prior_loc: torch.Tensor, prior_scale: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        shift, raw = self.posterior_head(torch.cat([state, features], 1)).chunk(2, dim=1)
+        return prior_loc + shift, prior_scale * torch.exp(raw.clamp(-8.0, 4.0))
+
+    def update(self, state: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.blocks(state + self.inject(z))
+
+
+class Upsample2x(nn.Sequential):
+    """conv -> PixelShuffle(2): doubles the resolution of the top-down state and sets its new width."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(conv3x3(in_channels, 4 * out_channels), nn.PixelShuffle(2))
+
+
+class Downsample2x(nn.Sequential):
+    """Strided conv + residual block: halves the resolution of the bottom-up HR features."""
+
+    def __init__(self, in_channels: int, out_channels: int, depth: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1), nn.ReLU(), ResidualBlock(out_channels, depth)
+        )
+
+
+class HierarchicalVAE(nn.Module):
+    """Ladder VAE over groups of spatial latents, LR-conditioned; see the module docstring."""
+
+    def __init__(self, config: HVAEConfig = HVAEConfig()):
+        super().__init__()
+        self.config = config
+        resolutions = len(config.groups_per_scale)
+        widths = [config.width(r) for r in range(resolutions)]
+        depth = config.num_groups * config.blocks_per_group + config.lr_blocks
+        self.lr_encoder = LREncoder(widths[0], config.lr_blocks)
+        self.groups = nn.ModuleList(
+            nn.ModuleList(
+                LatentGroup(widths[r], config.latent_channels, depth, config.blocks_per_group)
+                for _ in range(config.groups_per_scale[r])
+            )
+            for r in range(resolutions)
+        )
+        self.upsample = nn.ModuleList(Upsample2x(widths[r], widths[r + 1]) for r in range(resolutions - 1))
+        self.output = conv3x3(widths[-1], 3)
+        with torch.no_grad():
+            self.output.weight.mul_(0.1)
+        # Bottom-up path of the guide: HR residual over bicubic and the bicubic image, from the HR grid down.
+        self.hr_encoder = nn.Sequential(conv3x3(6, widths[-1]), nn.ReLU(), ResidualBlock(widths[-1], depth))
+        self.downsample = nn.ModuleList(Downsample2x(widths[r + 1], widths[r], depth) for r in range(resolutions - 1))
+        self.log_hr_scale = nn.Parameter(torch.full((3,), -3.0))
+
+    @property
+    def site_names(self) -> list[str]:
+        return [f"z{i + 1}" for i in range(self.config.num_groups)]
+
+    def _check(self, lr: torch.Tensor, hr: torch.Tensor | None) -> None:
+        if lr.dim() != 4 or lr.shape[1] != 3:
+            raise ValueError(f"expected an LR batch of shape (N, 3, h, w), got {tuple(lr.shape)}")
+        expected = (len(lr), 3, *(self.config.scale * s for s in lr.shape[-2:]))
+        if hr is not None and tuple(hr.shape) != expected:
+            raise ValueError(f"expected an HR batch of shape {expected} (x{self.config.scale}), got {tuple(hr.shape)}")
+
+    def _betas(self, beta: float | Sequence[float]) -> list[float]:
+        if isinstance(beta, int | float):
+            return [float(beta)] * self.config.num_groups
+        betas = [float(b) for b in beta]
+        if len(betas) != self.config.num_groups:
+            raise ValueError(f"expected one KL weight per latent group ({self.config.num_groups}), got {len(betas)}")
+        return betas
+
+    def bicubic(self, lr: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+
+    def bottom_up(self, lr: torch.Tensor, hr: torch.Tensor) -> list[torch.Tensor]:
+        """HR features at each resolution of the top-down path, LR grid first."""
+        upsampled = self.bicubic(lr)
+        features = [self.hr_encoder(torch.cat([hr - upsampled, upsampled - 0.5], 1))]
+        for down in reversed(self.downsample):
+            features.append(down(features[-1]))
+        return features[::-1]
+
+    def _top_down(self, lr, hr_features, betas, temperature):
+        """Walk the groups coarse to fine, sampling each ``z_l`` from the posterior (guide: ``hr_features``
+        given) or the prior (model); returns the final state on the HR grid."""
+        state = self.lr_encoder(lr - 0.5)
+        index = 0
+        for r, groups in enumerate(self.groups):
+            if r > 0:
+                state = self.upsample[r - 1](state)
+            for group in groups:
+                loc, scale = group.prior(state)
+                if hr_features is None:
+                    fn = dist.Normal(loc, scale * temperature)
+                else:
+                    fn = dist.Normal(*group.posterior(state, hr_features[r], loc, scale))
+                with kl_weight(betas[index]):
+                    z = pyro.sample(f"z{index + 1}", fn.to_event(3))
+                state = group.update(state, z)
+                index += 1
+        return state
+
+    def model(
+        self,
+        lr: torch.Tensor,
+        hr: torch.Tensor | None = None,
+        beta: float | Sequence[float] = 1.0,
+        temperature: float = 1.0,
+    ):
+        self._check(lr, hr)
+        pyro.module("hvae", self)
+        betas = self._betas(beta)
+        with pyro.plate("images", lr.shape[0]):
+            state = self._top_down(lr, None, betas, temperature)
+            sr = pyro.deterministic("sr", self.bicubic(lr) + self.output(state), event_dim=3)
+            hr_scale = self.log_hr_scale.exp().view(1, 3, 1, 1).expand_as(sr)
+            # p(HR | z_1..z_L, LR)
+            return pyro.sample("hr", dist.Normal(sr, hr_scale).to_event(3), obs=hr)
+
+    def guide(
+        self,
+        lr: torch.Tensor,
+        hr: torch.Tensor,
+        beta: float | Sequence[float] = 1.0,
+        temperature: float = 1.0,
+    ):
+        self._check(lr, hr)
+        pyro.module("hvae", self)
+        betas = self._betas(beta)
+        with pyro.plate("images", lr.shape[0]):
+            self._top_down(lr, self.bottom_up(lr, hr), betas, temperature)
