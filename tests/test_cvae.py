@@ -103,10 +103,14 @@ def test_kl_weight_zero_removes_kl_and_one_matches_unscaled_elbo(pairs):
     model_trace, guide_trace = traces(vae, lr, hr, 1.0)
     z = guide_trace.nodes["z"]["value"]
     plain = (
-        model_trace.nodes["hr"]["fn"].log_prob(hr)
-        + model_trace.nodes["z"]["fn"].log_prob(z)
-        - guide_trace.nodes["z"]["fn"].log_prob(z)
-    ).sum().detach()
+        (
+            model_trace.nodes["hr"]["fn"].log_prob(hr)
+            + model_trace.nodes["z"]["fn"].log_prob(z)
+            - guide_trace.nodes["z"]["fn"].log_prob(z)
+        )
+        .sum()
+        .detach()
+    )
     assert -trace_elbo_loss == pytest.approx(plain.item(), rel=1e-5)
 
 

@@ -10,6 +10,7 @@ import torch
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.evaluation.metrics import SRMetrics
+from pyro_sr.inference.consistency import lr_consistent, project_to_lr
 from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
 from pyro_sr.inference.upscale import Upscaler
 from pyro_sr.models.cnn import bicubic_upscale, nearest_upscale
@@ -27,12 +28,16 @@ def score(upscaler: Upscaler, pairs: PairedImages, degradation: Degradation, dev
 
 @torch.no_grad()
 def score_samples(vae: torch.nn.Module, pairs: PairedImages, degradation: Degradation, num_samples: int,
-                  temperature: float = 1.0, device: torch.device | str = "cpu", batch_size: int = 100):  # fmt: skip
+                  temperature: float = 1.0, device: torch.device | str = "cpu", batch_size: int = 100,
+                  project: bool = False):  # fmt: skip
     """Two rows of metrics for a VAE: the mean of ``num_samples`` samples, and single samples (each sample
-    scored on its own), both with the diversity (mean per-pixel std across samples)."""
+    scored on its own), both with the diversity (mean per-pixel std across samples). With ``project`` each
+    sample is first projected onto its LR input."""
     of_mean, of_samples, diversity = SRMetrics(degradation), SRMetrics(degradation), 0.0
     for lr, hr in pairs.batches(batch_size, device=device):
         samples = sample_super_resolutions(vae, lr, num_samples, temperature)
+        if project:
+            samples = project_to_lr(samples, lr, degradation).clamp(0, 1)
         mean, std = summarize_samples(samples)
         of_mean.update(mean, hr, lr)
         for sample in samples:
@@ -49,9 +54,11 @@ def evaluate_models(
     device: str = "cpu",
     num_samples: int = 16,
     temperature: float = 1.0,
+    project: bool = False,
 ) -> list[dict]:
     """Rows for nearest, bicubic and each checkpoint (a path or a bundled name); a VAE gives two rows, the mean
-    of ``num_samples`` samples and single samples."""
+    of ``num_samples`` samples and single samples. With ``project`` every output is made LR-consistent
+    (``project_to_lr``) and the row names say so."""
     from pyro_sr.pretrained import load_model
     from pyro_sr.training.device import resolve_device
 
@@ -61,18 +68,32 @@ def evaluate_models(
     for model in loaded:
         if model.scale != scale:
             raise ValueError(f"model {model.name!r} upscales x{model.scale}, but the data is degraded x{scale}")
+
+    def consistent(upscaler: Upscaler) -> Upscaler:
+        return lr_consistent(upscaler, degradation) if project else upscaler
+
+    suffix = " + projection" if project else ""
     rows = [
-        {"model": "nearest", **score(lambda x: nearest_upscale(x, scale), pairs, degradation, dev)},
-        {"model": "bicubic", **score(lambda x: bicubic_upscale(x, scale), pairs, degradation, dev)},
+        {
+            "model": "nearest" + suffix,
+            **score(consistent(lambda x: nearest_upscale(x, scale)), pairs, degradation, dev),
+        },
+        {
+            "model": "bicubic" + suffix,
+            **score(consistent(lambda x: bicubic_upscale(x, scale)), pairs, degradation, dev),
+        },
     ]
     for model in loaded:
         params = sum(p.numel() for p in model.model.parameters())
+        name = model.name + suffix
         if not model.probabilistic:
-            rows.append({"model": model.name, "params": params, **score(model.model, pairs, degradation, dev)})
+            rows.append({"model": name, "params": params, **score(consistent(model.model), pairs, degradation, dev)})
             continue
-        of_mean, of_samples = score_samples(model.model, pairs, degradation, num_samples, temperature, dev)
-        rows.append({"model": f"{model.name}: mean of {num_samples}", "params": params, **of_mean})
-        rows.append({"model": f"{model.name}: one sample", "params": params, **of_samples})
+        of_mean, of_samples = score_samples(
+            model.model, pairs, degradation, num_samples, temperature, dev, project=project
+        )
+        rows.append({"model": f"{name}: mean of {num_samples}", "params": params, **of_mean})
+        rows.append({"model": f"{name}: one sample", "params": params, **of_samples})
     return rows
 
 

@@ -11,6 +11,7 @@ import torch
 
 from pyro_sr.data.datasets import to_float
 from pyro_sr.data.images import ImageError, load_rgb, save_png
+from pyro_sr.inference.consistency import project_to_lr
 from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
 from pyro_sr.pretrained import LoadedModel, load_model
 from pyro_sr.training.device import resolve_device
@@ -66,10 +67,12 @@ def upscale_files(
     tile: int = 128,
     num_samples: int | None = None,
     temperature: float = 1.0,
+    lr_consistent: bool = False,
 ) -> list[Path]:
     """Write ``out_dir/<stem>.png`` for each input image: the super-resolution of a CNN, or the mean of
     ``num_samples`` VAE samples together with ``<stem>_sample<k>.png`` and the per-pixel std ``<stem>_std.png``
-    (normalised to the image's largest std). Returns the written paths."""
+    (normalised to the image's largest std). With ``lr_consistent`` every output is projected onto the images
+    whose degradation is the input (``project_to_lr``). Returns the written paths."""
     images = [Path(p) for p in images]
     stems = [p.stem for p in images]
     duplicated = sorted({s for s in stems if stems.count(s) > 1})
@@ -85,6 +88,8 @@ def upscale_files(
     for path in images:
         lr = to_float(load_rgb(path)).unsqueeze(0).to(dev)
         sr = super_resolve(upscaler, lr, loaded.scale, tile)
+        if lr_consistent:
+            sr = project_to_lr(sr, lr, loaded.degradation).clamp(0, 1)
         if not loaded.probabilistic:
             save_png(sr[0], out_dir / f"{path.stem}.png")
             written.append(out_dir / f"{path.stem}.png")
@@ -118,9 +123,11 @@ def sample_to_files(
     temperature: float = 1.0,
     hr: torch.Tensor | None = None,
     tile: int = 128,
+    lr_consistent: bool = False,
 ) -> list[Path]:
     """For each LR image (N, 3, h, w) of a batch: its samples, mean and std map (see ``write_samples``) and a
-    one-row grid ``<name>_grid.png``: LR | mean | up to 4 samples | std | HR (when ``hr`` is given)."""
+    one-row grid ``<name>_grid.png``: LR | mean | up to 4 samples | std | HR (when ``hr`` is given). With
+    ``lr_consistent`` the samples are projected onto the LR input first."""
     from pyro_sr.evaluation.figures import save_comparison_grid
     from pyro_sr.models.cnn import nearest_upscale
 
@@ -131,6 +138,9 @@ def sample_to_files(
     written = []
     for i, name in enumerate(names):
         samples = super_resolve(upscaler, lr[i : i + 1], loaded.scale, tile)[:, 0]
+        if lr_consistent:
+            samples = project_to_lr(samples, lr[i : i + 1].expand(len(samples), -1, -1, -1), loaded.degradation)
+            samples = samples.clamp(0, 1)
         written += write_samples(samples, out_dir, name)
         mean, std = summarize_samples(samples)
         columns = {"LR": nearest_upscale(lr[i : i + 1], loaded.scale), f"mean of {num_samples}": mean[None]}

@@ -1,0 +1,191 @@
+import pyro
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import Predictive, Trace_ELBO, TraceMeanField_ELBO
+
+from pyro_sr.cli import main
+from pyro_sr.data.datasets import PairedImages, load_bundled_sample
+from pyro_sr.data.degradation import Degradation
+from pyro_sr.evaluation.likelihood import (
+    bits_per_dim,
+    dequantize,
+    gaussian_bits_per_dim,
+    iwae_log_likelihood,
+    vae_bits_per_dim,
+)
+from pyro_sr.inference.consistency import project_to_lr
+from pyro_sr.inference.sampling import sample_super_resolutions
+from pyro_sr.inference.svi import SVIConfig, elbo_terms, fit_vae
+from pyro_sr.models.cnn import bicubic_upscale
+from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+
+TINY = HVAEConfig(channels=16, min_channels=8, lr_blocks=1, latent_channels=2)
+
+
+def seeded_hvae(config=TINY, seed=0):
+    pyro.set_rng_seed(seed)
+    return HierarchicalVAE(config)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    data = PairedImages.from_hr(load_bundled_sample(), Degradation())
+    return data.subset(torch.arange(48)), data.subset(torch.arange(48, 64))
+
+
+def traces(vae, lr, hr, beta=1.0):
+    guide_trace = poutine.trace(vae.guide).get_trace(lr, hr, beta)
+    model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(lr, hr, beta)
+    return model_trace, guide_trace
+
+
+@pytest.mark.parametrize("scale,size", [(2, (5, 3)), (4, (2, 3)), (8, (3, 2))])
+def test_sites_shapes_and_event_dims_at_every_scale_and_size(scale, size):
+    config = HVAEConfig(scale=scale, channels=16, min_channels=8, lr_blocks=1, latent_channels=2)
+    vae = HierarchicalVAE(config)
+    lr, hr = torch.rand(4, 3, *size), torch.rand(4, 3, size[0] * scale, size[1] * scale)
+    model_trace, guide_trace = traces(vae, lr, hr, beta=0.5)
+    latents = vae.site_names
+    assert len(latents) == config.num_groups >= 3
+    guide_sites = [n for n, s in guide_trace.nodes.items() if s["type"] == "sample" and n != "images"]
+    model_sites = [n for n, s in model_trace.nodes.items() if s["type"] == "sample" and n != "images"]
+    assert guide_sites == latents and model_sites == [*latents, "sr", "hr"]
+    # groups sit at increasing resolution: 2 groups on the LR grid, then one per 2x step
+    sides = [(size[0] * 2**r, size[1] * 2**r) for r, n in enumerate(config.groups_per_scale) for _ in range(n)]
+    for name, side in zip(latents, sides, strict=True):
+        for trace in (model_trace, guide_trace):
+            site = trace.nodes[name]
+            assert site["fn"].batch_shape == (4,) and site["fn"].event_shape == (2, *side)
+            assert site["scale"] == 0.5 and site["cond_indep_stack"][0].name == "images"
+    hr_site = model_trace.nodes["hr"]
+    assert hr_site["is_observed"] and hr_site["fn"].event_shape == hr.shape[1:] and hr_site["scale"] == 1.0
+
+
+def test_bad_shapes_and_group_weights_are_rejected():
+    vae = HierarchicalVAE(TINY)
+    with pytest.raises(ValueError, match="HR batch of shape"):
+        vae.guide(torch.rand(2, 3, 4, 4), torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="one KL weight per latent group"):
+        vae.model(torch.rand(2, 3, 4, 4), None, (1.0, 1.0))
+    with pytest.raises(ValueError, match="one entry per resolution"):
+        HVAEConfig(scale=4, groups_per_scale=(1, 1))
+    assert HVAEConfig(scale=8).groups_per_scale == (2, 1, 1, 1)
+
+
+def test_per_group_weight_scales_exactly_that_groups_kl(pairs):
+    """Trace_ELBO's loss with weights (1, .., w_l, .., 1) differs from the unweighted one by exactly
+    (1 - w_l) times group l's log q - log p, on the same draws."""
+    vae = seeded_hvae()
+    lr, hr = pairs[0].lr[:4], pairs[0].hr[:4].float() / 255
+    pyro.set_rng_seed(1)
+    model_trace, guide_trace = traces(vae, lr, hr)
+    group_terms = {}
+    for name in vae.site_names:
+        log_q = guide_trace.nodes[name]["fn"].log_prob(guide_trace.nodes[name]["value"]).sum()
+        log_p = model_trace.nodes[name]["fn"].log_prob(guide_trace.nodes[name]["value"]).sum()
+        group_terms[name] = float((log_q - log_p).detach())
+    pyro.set_rng_seed(1)
+    unweighted = Trace_ELBO().loss(vae.model, vae.guide, lr, hr, 1.0)
+    for index, name in enumerate(vae.site_names):
+        weights = [1.0] * len(vae.site_names)
+        weights[index] = 0.25
+        pyro.set_rng_seed(1)
+        weighted = Trace_ELBO().loss(vae.model, vae.guide, lr, hr, weights)
+        assert weighted == pytest.approx(unweighted - 0.75 * group_terms[name], rel=1e-5, abs=1e-2)
+
+
+def test_meanfield_elbo_is_the_analytic_per_group_kl(pairs):
+    """TraceMeanField_ELBO on the top-down guide equals -(log-lik - sum of per-group analytic KLs given the
+    sampled parents) exactly, and agrees with Trace_ELBO on average."""
+    vae = seeded_hvae()
+    lr, hr = pairs[0].lr[:8], pairs[0].hr[:8].float() / 255
+    pyro.set_rng_seed(5)
+    loss = TraceMeanField_ELBO().loss(vae.model, vae.guide, lr, hr, 1.0)
+    pyro.set_rng_seed(5)
+    terms = elbo_terms(vae, lr, hr)
+    assert {f"kl_{n}" for n in vae.site_names} <= set(terms)
+    assert -loss == pytest.approx(float(terms["elbo"].sum()), rel=1e-5)
+    per_group = sum(terms[f"kl_{n}"] for n in vae.site_names)
+    assert torch.allclose(per_group, terms["kl"])
+    pyro.set_rng_seed(6)
+    mc = [Trace_ELBO().loss(vae.model, vae.guide, lr, hr, 1.0) for _ in range(200)]
+    pyro.set_rng_seed(6)
+    analytic = [TraceMeanField_ELBO().loss(vae.model, vae.guide, lr, hr, 1.0) for _ in range(200)]
+    spread = torch.tensor(mc).std() / 200**0.5
+    assert abs(sum(mc) / 200 - sum(analytic) / 200) < 4 * spread
+
+
+def test_svi_lowers_the_loss_logs_group_kls_and_samples(tmp_path, pairs):
+    train, val = pairs
+    vae = seeded_hvae()
+    history = fit_vae(vae, "hvae", SVIConfig(epochs=3, batch_size=16, lr=3e-3), train, val, tmp_path, progress=False)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert all(f"val_kl_{n}" in history[-1] for n in vae.site_names)
+    samples = sample_super_resolutions(vae, val.lr[:3], num_samples=5)
+    assert samples.shape == (5, 3, 3, 32, 32)
+    assert (samples[0] - samples[1]).abs().max() > 0
+    cold = sample_super_resolutions(vae, val.lr[:3], num_samples=5, temperature=0.1)
+    assert cold.std(0).mean() < samples.std(0).mean()
+
+
+def test_predictive_on_a_larger_image_than_trained():
+    vae = seeded_hvae()
+    out = Predictive(vae.model, num_samples=2, return_sites=("sr", "z1"))(torch.rand(1, 3, 12, 20))
+    assert out["sr"].shape == (2, 1, 3, 48, 80) and out["z1"].shape == (2, 1, 2, 12, 20)
+
+
+@pytest.mark.parametrize("degradation", [Degradation(), Degradation("bicubic"), Degradation(scale=2)])
+def test_projection_makes_the_degradation_equal_the_lr_input(degradation):
+    gen = torch.Generator().manual_seed(0)
+    hr = torch.rand(3, 3, 16, 24, generator=gen)
+    lr = degradation(hr)
+    samples = torch.rand(4, 3, 3, 16, 24, generator=gen)
+    projected = project_to_lr(samples, lr, degradation)
+    assert projected.shape == samples.shape
+    assert (degradation(projected.flatten(0, 1)) - lr.repeat(4, 1, 1, 1)).abs().max() < 1e-5
+    # least-norm: an image that is already consistent does not move, and the correction is orthogonal to it
+    assert torch.allclose(project_to_lr(hr, lr, degradation), hr, atol=1e-5)
+    with pytest.raises(ValueError, match="does not match"):
+        project_to_lr(samples[..., :8], lr, degradation)
+
+
+def test_iwae_bound_is_above_the_elbo_and_grows_with_k(pairs):
+    vae = seeded_hvae()
+    lr, hr = pairs[1].lr, dequantize(pairs[1].hr, torch.Generator().manual_seed(0))
+    bounds = {}
+    for k in (1, 4, 32):
+        pyro.set_rng_seed(0)
+        bounds[k] = float(iwae_log_likelihood(vae, lr, hr, k).mean())
+    pyro.set_rng_seed(0)
+    elbo = float(elbo_terms(vae, lr, hr)["elbo"].mean())
+    assert bounds[1] == pytest.approx(elbo, rel=0.05)
+    assert bounds[1] < bounds[4] < bounds[32]
+
+
+def test_bits_per_dim_of_models_and_the_gaussian_baseline(pairs):
+    fit, test = pairs
+    assert float(bits_per_dim(torch.tensor(0.0), 10)) == 8.0  # a density of 1 on [0,1)^D: 8 bits per 8-bit pixel
+    vae = seeded_hvae()
+    result = vae_bits_per_dim(vae, test, num_samples=2, batch_size=7)
+    assert result.images == len(test) and result.standard_error > 0
+    baseline, sigma = gaussian_bits_per_dim(lambda lr: bicubic_upscale(lr, 4), fit, test)
+    assert 0.02 < sigma < 0.3 and 3 < baseline.bits_per_dim < 8
+
+
+def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_batches):
+    run = tmp_path / "run"
+    fit = ["fit", "hvae", "--data", "sample", "--epochs", "1", "--channels", "16"]
+    assert main([*fit, "--lr-blocks", "1", "--latent-channels", "2", "--out", str(run), "--quiet"]) == 0
+    assert main(["sample", str(run), "--data", "sample", "--limit", "2", "--num-samples", "3", "--lr-consistent",
+                 "--out", str(tmp_path / "samples")]) == 0  # fmt: skip
+    assert (tmp_path / "samples" / "sample_test_00001_sample2.png").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "cnn", "--data", "sample", "--limit", "8", "--num-samples", "2",
+                 "--lr-consistent"]) == 0  # fmt: skip
+    table = capsys.readouterr().out
+    assert "run + projection: mean of 2" in table and "cnn + projection" in table
+    assert main(["likelihood", str(run), "cnn", "--data-dir", str(fake_cifar_batches), "--val-size", "20",
+                 "--limit", "10", "--num-samples", "3"]) == 0  # fmt: skip
+    table = capsys.readouterr().out
+    assert "IWAE, K=3" in table and "ELBO" in table and "Normal around the prediction" in table
