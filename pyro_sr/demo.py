@@ -20,10 +20,11 @@ from pyro_sr.training.device import resolve_device
 
 GRID_IMAGES = 8
 NUM_SAMPLES = 16
+SAMPLE_COLUMNS = {"vae": ("VAE", 2), "hvae": ("HVAE", 4)}  # bundled VAE -> its label and samples in the grid
 
 
 def run_demo(out_dir: str | Path, device: str = "auto") -> str:
-    """Write ``demo_grid.png`` (LR | bicubic | CNN | VAE mean, samples and std when the VAE is bundled | HR)
+    """Write ``demo_grid.png`` (LR | bicubic | CNN | for each bundled VAE: its mean, samples and std | HR)
     and ``metrics.json``; return the metrics table."""
     out_dir = Path(out_dir)
     dev = resolve_device(device)
@@ -39,12 +40,13 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> str:
             "bicubic": bicubic_upscale(lr, 4),
             f"our CNN ({best.name})": best.model(lr),
         }
-        if "vae" in names:
-            samples = sample_super_resolutions(load_model("vae", dev).model, lr, NUM_SAMPLES)
+        for name in (n for n in SAMPLE_COLUMNS if n in names):
+            label, shown = SAMPLE_COLUMNS[name]
+            samples = sample_super_resolutions(load_model(name, dev).model, lr, NUM_SAMPLES)
             mean, std = summarize_samples(samples)
-            columns[f"VAE mean of {NUM_SAMPLES}"] = mean
-            columns.update({f"VAE sample {k}": samples[k] for k in range(2)})
-            columns["VAE std"] = torch.stack([std_map(s) for s in std])
+            columns[f"{label} mean of {NUM_SAMPLES}"] = mean
+            columns.update({f"{label} sample {k}": samples[k] for k in range(shown)})
+            columns[f"{label} std"] = torch.stack([std_map(s) for s in std])
         columns["HR (32x32)"] = hr
     save_comparison_grid(columns, out_dir / "demo_grid.png")
     table = format_table(rows)

@@ -1,6 +1,9 @@
-"""Score a trained CNN on the CIFAR-10 test images and write it as bundled weights with its metrics.
+"""Score a trained model on the CIFAR-10 test images and write it as bundled weights with its metrics.
 
 python scripts/bundle_weights.py runs/resnet cnn --data-dir ../shared/data/cifar10
+python scripts/bundle_weights.py runs/cvae-default-e5 vae --data-dir ../shared/data/cifar10
+
+A VAE is scored as ``pyro-sr evaluate`` scores it: the mean of 16 samples, and single samples.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pyro_sr.evaluation.evaluate import evaluate_models
 from pyro_sr.pretrained import BUNDLED_MODELS, bundled_path, degradation_of, export_weights
 from pyro_sr.training.checkpoint import load_checkpoint
 
+NUM_SAMPLES = 16
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -24,8 +29,11 @@ def main() -> int:
     args = parser.parse_args()
     degradation = degradation_of(load_checkpoint(args.checkpoint))
     test = load_pairs("cifar10", "test", degradation, args.data_dir)
-    row = evaluate_models([args.checkpoint], test, degradation)[-1]
-    metrics = {"cifar10_test_images": len(test), **{k: row[k] for k in ("mse", "psnr", "mean_psnr", "ssim", "lr_psnr")}}
+    rows = evaluate_models([args.checkpoint], test, degradation, num_samples=NUM_SAMPLES)[2:]  # after nearest, bicubic
+    keys = ("mse", "psnr", "mean_psnr", "ssim", "lr_psnr", "diversity")
+    scored = [{k: row[k] for k in keys if k in row} for row in rows]
+    metrics = {"cifar10_test_images": len(test)}
+    metrics.update(scored[0] if len(scored) == 1 else {f"mean_of_{NUM_SAMPLES}": scored[0], "one_sample": scored[1]})
     export_weights(args.checkpoint, bundled_path(args.name), metrics)
     print(json.dumps({"name": args.name, **metrics}))
     return 0

@@ -3,8 +3,9 @@
 The objective is Pyro's own (``Trace_ELBO`` or, with analytic KL, ``TraceMeanField_ELBO``); the KL factor from a
 :class:`~pyro_sr.inference.annealing.KLSchedule` reaches the latent sites as the ``beta`` argument, where
 ``poutine.scale`` applies it. Every epoch writes a JSON line (train objective, the β in force, full-validation ELBO,
-KL, expected log-likelihood and PSNR) and an atomic checkpoint with network, optimizer, schedule position and RNG
-states (also as ``best.pt`` at the best validation ELBO so far). The Pyro param store holds exactly the network's
+KL, expected log-likelihood and PSNR, and the same on a fixed slice of the training images) and an atomic
+checkpoint with network, optimizer, schedule position and RNG states (also as ``best.pt`` at the best validation
+ELBO so far). The Pyro param store holds exactly the network's
 parameters (``pyro.module``), so the network's state_dict is the param store's content. ``steps.jsonl`` gets the
 per-image loss and β of every step.
 """
@@ -38,6 +39,7 @@ from pyro_sr.training.device import resolve_device
 from pyro_sr.training.run import close_epoch, open_run
 
 ELBOS = ("trace", "meanfield")
+TRAIN_PROBE = 2000  # training images re-scored each epoch
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,12 @@ def elbo_terms(vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, 
 
 
 @torch.no_grad()
-def validate(vae: nn.Module, data: PairedImages, device: torch.device, batch_size: int = 250) -> dict[str, float]:
+def validate(
+    vae: nn.Module, data: PairedImages, device: torch.device, batch_size: int = 250, prefix: str = "val"
+) -> dict[str, float]:
     """ELBO, KL (and each latent group's KL when there are several) and log-likelihood per image over all of
-    ``data``, in nats, and the PSNR of super-resolutions whose latents come from the prior (what a user gets)."""
+    ``data``, in nats, and the PSNR of super-resolutions whose latents come from the prior (what a user gets);
+    keys start with ``prefix``."""
     from pyro.infer import Predictive
 
     sums: dict[str, float] = {}
@@ -100,7 +105,7 @@ def validate(vae: nn.Module, data: PairedImages, device: torch.device, batch_siz
         sr = Predictive(vae.model, num_samples=1, return_sites=("sr",))(lr)["sr"][0]
         sq_err += float(((sr.clamp(0, 1) - hr) ** 2).sum())
         pixels += hr.numel()
-    return {**{f"val_{k}": v / len(data) for k, v in sums.items()}, "val_psnr": mse_to_psnr(sq_err / pixels)}
+    return {**{f"{prefix}_{k}": v / len(data) for k, v in sums.items()}, f"{prefix}_psnr": mse_to_psnr(sq_err / pixels)}
 
 
 def _rng_state() -> dict[str, Any]:
@@ -145,6 +150,11 @@ def fit_vae(
     optimizer = ClippedAdam({"lr": config.lr, "lrd": decay, "clip_norm": config.clip_norm})
     svi = SVI(vae.model, vae.guide, optimizer, loss=make_elbo(config.elbo))
     shuffle = torch.Generator().manual_seed(config.seed)
+    # A fixed slice of the training images, scored like the validation set each epoch (at beta = 1), so train
+    # and validation ELBO, KL and log-likelihood can be compared.
+    probe = (
+        train_data.subset(torch.arange(min(len(train_data), TRAIN_PROBE))) if hasattr(train_data, "subset") else None
+    )
     history: list[dict[str, float]] = []
     start_epoch, step = 0, 0
     if state is not None:
@@ -180,6 +190,7 @@ def fit_vae(
             "step": step,
             "beta": beta,
             "train_loss": loss_sum / seen,  # -(beta-weighted ELBO) per image: the objective SVI minimised
+            **(validate(vae, probe, dev, prefix="train") if probe is not None else {}),
             **(validate(vae, val_data, dev) if val_data is not None and len(val_data) else {}),
             "seconds": seconds,
             "images_per_s": seen / seconds,
