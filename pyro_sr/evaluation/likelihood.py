@@ -50,16 +50,28 @@ def _log_weights(vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> torch.Te
 
 
 @torch.no_grad()
-def iwae_log_likelihood(
+def log_importance_weights(
     vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor, num_samples: int, chunk: int = 512
 ) -> torch.Tensor:
-    """Importance-weighted estimate of log p(hr | lr) per image (nats), with ``num_samples`` guide samples;
-    the K copies of the batch are run ``chunk`` images at a time."""
+    """log p(hr, z_k | lr) − log q(z_k | hr, lr) for K guide draws per image, (N, K); the K copies of the batch
+    are run ``chunk`` images at a time."""
     if num_samples < 1:
         raise ValueError(f"the number of importance samples must be >= 1, got {num_samples}")
     lr_k, hr_k = lr.repeat(num_samples, 1, 1, 1), hr.repeat(num_samples, 1, 1, 1)  # copy k of image n at k*N + n
     log_w = torch.cat([_log_weights(vae, lr_k[i : i + chunk], hr_k[i : i + chunk]) for i in range(0, len(lr_k), chunk)])
-    return torch.logsumexp(log_w.view(num_samples, len(lr)), 0) - math.log(num_samples)
+    return log_w.view(num_samples, len(lr)).T
+
+
+def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
+    """The importance-weighted bound log (1/K) Σ_k w_k per row of (N, K) log-weights."""
+    return torch.logsumexp(log_weights, 1) - math.log(log_weights.shape[1])
+
+
+def iwae_log_likelihood(
+    vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor, num_samples: int, chunk: int = 512
+) -> torch.Tensor:
+    """Importance-weighted estimate of log p(hr | lr) per image (nats), with ``num_samples`` guide samples."""
+    return iwae_bound(log_importance_weights(vae, lr, hr, num_samples, chunk))
 
 
 @dataclass

@@ -1,0 +1,196 @@
+"""``pyro-sr diagnose``: one report folder per fitted VAE, with the numbers a careful user checks before trusting
+the fit: training curves, per-group KL and active units, the ELBO–IWAE gap, Pareto k̂ per image, posterior
+predictive samples and their calibration. Figures are PNGs, the summary is Markdown, and every number is also in
+an ArviZ ``InferenceData`` netCDF file (``diagnostics.nc``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+
+from pyro_sr.data.datasets import PairedImages, to_float
+from pyro_sr.data.images import atomic_write
+from pyro_sr.diagnostics.fit import PARETO_K_BAD, ActiveUnits, VariationalFit, active_units, variational_fit
+from pyro_sr.diagnostics.plots import plot_calibration, plot_group_kl, plot_training_curves, plot_variational_fit
+from pyro_sr.diagnostics.predictive import CALIBRATION_LEVELS, interval_coverage, predictive_draws
+from pyro_sr.evaluation.figures import save_comparison_grid
+from pyro_sr.inference.sampling import summarize_samples
+from pyro_sr.inference.upscale import std_map
+from pyro_sr.models.cnn import nearest_upscale
+from pyro_sr.pretrained import load_model
+from pyro_sr.training.checkpoint import CheckpointError
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class DiagnoseConfig:
+    """What ``diagnose`` computes, and on how much data."""
+
+    images: int = 200  # test images for the variational fit and the active units
+    ks: tuple[int, ...] = (1, 8, 64)  # importance sample sizes; the largest is drawn, the others are nested
+    ppc_images: int = 4  # images shown and used for calibration
+    ppc_samples: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.images < 2 or self.ppc_images < 1 or self.ppc_samples < 2 or not self.ks or min(self.ks) < 1:
+            raise ValueError("diagnose needs >= 2 images, >= 1 PPC image, >= 2 PPC samples and K >= 1")
+
+
+def read_run_logs(run_dir: Path) -> tuple[list[dict], list[dict]]:
+    """The per-epoch log and the per-step log of a run folder (empty when missing)."""
+
+    def read(name: str) -> list[dict]:
+        path = run_dir / name
+        if not path.is_file():
+            return []
+        try:
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{path} is not a JSON-lines log ({err})") from None
+
+    return read("log.jsonl"), read("steps.jsonl")
+
+
+def _inference_data(steps, fit: VariationalFit, draws, lr, hr, dims: int):
+    import arviz as az
+    import xarray as xr
+
+    image_dims = ["image", "channel", "y", "x"]
+    idata = az.from_dict(
+        posterior_predictive={"hr": draws["hr"][None].cpu().numpy(), "sr": draws["sr"][None].cpu().numpy()},
+        observed_data={"hr": hr.cpu().numpy()},
+        constant_data={"lr": lr.cpu().numpy()},
+        sample_stats={
+            "elbo": np.array([[-s["loss"] for s in steps]]),  # the β-weighted objective per image, per SVI step
+            "beta": np.array([[s["beta"] for s in steps]]),
+        }
+        if steps
+        else None,
+        dims={"hr": image_dims, "sr": image_dims, "lr": ["image", "channel", "lr_y", "lr_x"]},
+    )
+    variables = {
+        "log_weight": (("test_image", "iw_draw"), fit.log_weights),
+        "pareto_k": (("test_image",), fit.pareto_k),
+        **{f"iwae_k{k}": (("test_image",), bound) for k, bound in fit.bounds.items()},
+    }
+    weights = xr.Dataset(variables, attrs={"units": "nats", "hr_dims": dims, "dequantization": "(x + u) / 256"})
+    idata.add_groups({"importance_weights": weights})
+    return idata
+
+
+def _summary(run_dir: Path, checkpoint: str, history, fit: VariationalFit, units: ActiveUnits, coverage, dims: int,
+             figures: list[str]) -> str:  # fmt: skip
+    lines = [f"# Diagnostics of `{run_dir}`", "", f"Checkpoint: `{checkpoint}`.", ""]
+    if history:
+        last = history[-1]
+        lines += ["## Training", "", "| epoch | step | β | train ELBO | val ELBO | val KL | val log-lik | val PSNR |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for r in history:
+            lines.append(
+                f"| {r['epoch']} | {r['step']} | {r['beta']:.3f} | {r.get('train_elbo', float('nan')):.1f} | "
+                f"{r.get('val_elbo', float('nan')):.1f} | {r.get('val_kl', float('nan')):.1f} | "
+                f"{r.get('val_log_lik', float('nan')):.1f} | {r.get('val_psnr', float('nan')):.2f} |"
+            )
+        if "train_elbo" in last and "val_elbo" in last:
+            gap = last["train_elbo"] - last["val_elbo"]
+            lines += ["", f"Train minus validation ELBO at the end: {gap:.1f} nats/image "
+                      f"({gap / dims / LN2:.4f} bits/dim)."]  # fmt: skip
+        lines.append("")
+    total_kl = sum(units.kl.values()) or 1.0
+    lines += ["## Latent groups", "", "| group | KL (nats/image) | share of KL | active units | units |",
+              "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for name in units.units:
+        lines.append(f"| {name} | {units.kl[name]:.2f} | {100 * units.kl[name] / total_kl:.1f}% | "
+                     f"{units.active[name]} | {units.units[name]} |")  # fmt: skip
+    collapsed = units.collapsed()
+    lines += ["", f"**Warning: collapsed group(s) {', '.join(collapsed)}** (no active unit or KL below 0.1 nats): "
+              "the model ignores them." if collapsed else "No latent group has collapsed.", ""]  # fmt: skip
+    ks = sorted(fit.bounds)
+    lines += ["## Variational fit", "", f"On {len(fit.pareto_k)} test images, dequantised; nats per image.", "",
+              "| K | bound (nats/image) | bits/dim |", "|---:|---:|---:|"]  # fmt: skip
+    for k in ks:
+        bound = float(fit.bounds[k].mean())
+        lines.append(f"| {k} | {bound:.2f} | {-bound / dims / LN2 + 8:.4f} |")
+    gap = fit.bounds[ks[-1]] - fit.bounds[ks[0]]
+    lines += [
+        "",
+        f"Gap IWAE(K={ks[-1]}) − IWAE(K={ks[0]}): mean {gap.mean():.2f}, median {np.median(gap):.2f} nats/image.",
+        f"Pareto k̂ per image: median {np.median(fit.pareto_k):.2f}; {100 * fit.share_bad_k:.1f}% of images above "
+        f"{PARETO_K_BAD} (there the importance weights, and the posterior approximation, are unreliable).",
+        "",
+        "## Posterior predictive calibration",
+        "",
+        "| central interval | " + " | ".join(f"{level:.0%}" for level in CALIBRATION_LEVELS) + " |",
+        "|---|" + "---:|" * len(CALIBRATION_LEVELS),
+        "| share of HR pixels inside | " + " | ".join(f"{c:.1%}" for c in coverage) + " |",
+        "",
+        "## Figures",
+        "",
+        *[f"![{name}]({name})" for name in figures],
+        "",
+        "All numbers are in `diagnostics.nc` (`arviz.from_netcdf`): the per-step ELBO and β as `sample_stats`, "
+        "posterior-predictive draws and the observed HR images, and the per-image log importance weights, IWAE "
+        "bounds and k̂ in the `importance_weights` group.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def diagnose(
+    run_dir: str | Path,
+    pairs: PairedImages,
+    out_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    config: DiagnoseConfig = DiagnoseConfig(),
+    device: str | torch.device = "cpu",
+) -> Path:
+    """Write the report for the VAE in ``run_dir`` (its ``checkpoint.pt`` unless ``checkpoint`` is given) on
+    ``pairs``; returns the path of ``summary.md``."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    checkpoint = Path(checkpoint) if checkpoint is not None else run_dir / "checkpoint.pt"
+    loaded = load_model(checkpoint, device)
+    if not loaded.probabilistic:
+        raise ValueError(f"{checkpoint} holds a deterministic CNN; diagnose needs a VAE")
+    history, steps = read_run_logs(run_dir)
+    pairs = pairs.subset(torch.arange(min(config.images, len(pairs))))
+    if len(pairs) < 2:
+        raise ValueError("diagnose needs at least two images")
+    pyro.set_rng_seed(config.seed)
+    vae = loaded.model
+    fit = variational_fit(vae, pairs, config.ks, device, seed=config.seed)
+    units = active_units(vae, pairs, device)
+    shown = pairs.subset(torch.arange(min(config.ppc_images, len(pairs))))
+    lr, hr = shown.lr.to(device), to_float(shown.hr).to(device)
+    draws = predictive_draws(vae, lr, config.ppc_samples)
+    coverage = interval_coverage(draws["hr"], hr)
+    dims = hr[0].numel()
+
+    figures = []
+    if history:
+        plot_training_curves(history, steps, out_dir / "training_curves.png")
+        figures.append("training_curves.png")
+        if len(units.units) > 1:
+            plot_group_kl(history, list(units.units), out_dir / "group_kl.png")
+            figures.append("group_kl.png")
+    plot_variational_fit(fit, out_dir / "variational_fit.png")
+    plot_calibration(CALIBRATION_LEVELS, coverage, out_dir / "calibration.png")
+    mean, std = summarize_samples(draws["sr"].clamp(0, 1))
+    columns = {"LR": nearest_upscale(lr, loaded.scale)}
+    columns.update({f"sample {k}": draws["sr"][k] for k in range(min(4, config.ppc_samples))})
+    columns.update({f"with pixel noise {k}": draws["hr"][k] for k in range(min(2, config.ppc_samples))})
+    columns.update({f"mean of {config.ppc_samples}": mean, "std": torch.stack([std_map(s) for s in std]), "HR": hr})
+    save_comparison_grid(columns, out_dir / "predictive.png")
+    figures += ["variational_fit.png", "calibration.png", "predictive.png"]
+
+    idata = _inference_data(steps, fit, draws, lr, hr, dims)
+    atomic_write(out_dir / "diagnostics.nc", lambda tmp: idata.to_netcdf(str(tmp)))
+    summary = _summary(run_dir, str(checkpoint), history, fit, units, coverage, dims, figures)
+    atomic_write(out_dir / "summary.md", lambda tmp: Path(tmp).write_text(summary))
+    return out_dir / "summary.md"
