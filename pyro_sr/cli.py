@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from pyro_sr.data.degradation import DEGRADATIONS, SUPPORTED_SCALES, Degradation
+from pyro_sr.diagnostics.report import DiagnoseConfig as DiagnoseDefaults
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
 from pyro_sr.models.hvae import HVAEConfig
 from pyro_sr.training.cnn import TrainingError
@@ -217,6 +218,24 @@ def cmd_likelihood(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from pyro_sr.data.datasets import load_pairs
+    from pyro_sr.diagnostics.report import DiagnoseConfig, diagnose
+    from pyro_sr.pretrained import load_model
+    from pyro_sr.training.device import resolve_device
+
+    _set_threads(args.threads)
+    dev = resolve_device(args.device)
+    checkpoint = args.checkpoint or args.run_dir / "checkpoint.pt"
+    degradation = load_model(checkpoint).degradation
+    pairs = load_pairs(args.data, args.split, degradation, args.data_dir, args.download, args.val_size)
+    config = DiagnoseConfig(images=args.images, ks=tuple(args.iw_samples), ppc_images=args.ppc_images,
+                            ppc_samples=args.ppc_samples, seed=args.seed)  # fmt: skip
+    out = args.out or args.run_dir / "diagnostics"
+    print(f"wrote {diagnose(args.run_dir, pairs, out, checkpoint, config, dev)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pyro_sr.demo import run_demo
 
@@ -350,6 +369,27 @@ def build_parser() -> argparse.ArgumentParser:
     lk.add_argument("--limit", type=int, help="only the first N test images")
     lk.add_argument("--out", type=Path, help="also write the table as JSON here")
     lk.set_defaults(func=cmd_likelihood)
+
+    dg = sub.add_parser(
+        "diagnose",
+        parents=[common],
+        help="ELBO diagnostics of a fitted VAE: curves, per-group KL, IWAE gap, Pareto k-hat, calibration",
+        description="Write a report folder (summary.md, PNG figures, diagnostics.nc for ArviZ) for a VAE run.",
+    )
+    dg.add_argument("run_dir", type=Path, help="the VAE's run folder (log.jsonl, steps.jsonl, checkpoint.pt)")
+    dg.add_argument("--checkpoint", type=Path, help="checkpoint to diagnose (default: RUN_DIR/checkpoint.pt)")
+    _add_data_args(dg, ("train", "val", "test"), "test", ("cifar10", "sample"))
+    dg.add_argument("--images", type=int, default=DiagnoseDefaults.images, help="images for the variational "
+                    "fit and active units (default: %(default)s)")  # fmt: skip
+    dg.add_argument("--iw-samples", type=int, nargs="+", default=list(DiagnoseDefaults.ks), metavar="K",
+                    help="importance sample sizes (default: %(default)s)")  # fmt: skip
+    dg.add_argument("--ppc-images", type=int, default=DiagnoseDefaults.ppc_images,
+                    help="images for predictive checks (default: %(default)s)")  # fmt: skip
+    dg.add_argument("--ppc-samples", type=int, default=DiagnoseDefaults.ppc_samples,
+                    help="predictive draws per image (default: %(default)s)")  # fmt: skip
+    dg.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    dg.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/diagnostics)")
+    dg.set_defaults(func=cmd_diagnose)
 
     demo = sub.add_parser("demo", parents=[common], help="bundled model on bundled images: a PNG grid and metrics")
     demo.add_argument("--out", type=Path, default=Path("pyro-sr-demo"), help="output folder (default: %(default)s)")

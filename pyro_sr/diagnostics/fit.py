@@ -22,15 +22,19 @@ from pyro_sr.evaluation.likelihood import dequantize, iwae_bound, log_importance
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Cov_x(E_q[z_u]) above this makes unit u active
 PARETO_K_BAD = 0.7
+MIN_DRAWS_FOR_K = 20  # fewer draws leave no tail to fit
 
 
 def pareto_k(log_weights: np.ndarray) -> np.ndarray:
-    """PSIS k̂ of each row of (N, K) log importance weights (ArviZ's ``psislw``, one fit per row)."""
+    """PSIS k̂ of each row of (N, K) log importance weights (ArviZ's ``psislw``, one fit per row); NaN when
+    K < 20."""
     import arviz as az
 
     log_weights = np.asarray(log_weights, dtype=np.float64)
     if log_weights.ndim != 2:
         raise ValueError(f"expected (images, draws) log weights, got shape {log_weights.shape}")
+    if log_weights.shape[1] < MIN_DRAWS_FOR_K:
+        return np.full(len(log_weights), np.nan)
     _, khat = az.psislw(log_weights)
     return np.asarray(khat, dtype=np.float64).reshape(len(log_weights))
 
@@ -42,6 +46,10 @@ class VariationalFit:
     log_weights: np.ndarray  # (images, K), nats
     bounds: dict[int, np.ndarray]  # K -> per-image IWAE bound with the first K draws (K = 1: the ELBO)
     pareto_k: np.ndarray  # (images,)
+
+    @property
+    def has_k(self) -> bool:
+        return bool(np.isfinite(self.pareto_k).any())
 
     @property
     def share_bad_k(self) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pyro_sr.data.images import atomic_write
-from pyro_sr.diagnostics.fit import PARETO_K_BAD, VariationalFit
+from pyro_sr.diagnostics.fit import MIN_DRAWS_FOR_K, PARETO_K_BAD, VariationalFit
 
 
 def _pyplot():
@@ -91,10 +91,15 @@ def plot_variational_fit(fit: VariationalFit, path: Path) -> None:
     gap = fit.bounds[ks[-1]] - fit.bounds[ks[0]]
     axes[1].hist(gap, bins=30, color="C2")
     axes[1].set(title=f"gap IWAE(K={ks[-1]}) − IWAE(K={ks[0]}) per image", xlabel="nats")
-    axes[2].hist(fit.pareto_k, bins=30, color="C0")
-    axes[2].axvline(PARETO_K_BAD, color="C3", linestyle="--", label=f"k̂ = {PARETO_K_BAD}")
-    axes[2].set(title=f"Pareto k̂ per image ({100 * fit.share_bad_k:.0f}% above {PARETO_K_BAD})", xlabel="k̂")
-    axes[2].legend()
+    if fit.has_k:
+        khat = fit.pareto_k[np.isfinite(fit.pareto_k)]
+        axes[2].hist(khat, bins=30, color="C0")
+        axes[2].axvline(PARETO_K_BAD, color="C3", linestyle="--", label=f"k̂ = {PARETO_K_BAD}")
+        axes[2].set(title=f"Pareto k̂ per image ({100 * fit.share_bad_k:.0f}% above {PARETO_K_BAD})", xlabel="k̂")
+        axes[2].legend()
+    else:
+        axes[2].text(0.5, 0.5, f"k̂ needs K >= {MIN_DRAWS_FOR_K}", ha="center", va="center")
+        axes[2].set_axis_off()
     _save(fig, path)
 
 

@@ -16,7 +16,14 @@ import torch
 
 from pyro_sr.data.datasets import PairedImages, to_float
 from pyro_sr.data.images import atomic_write
-from pyro_sr.diagnostics.fit import PARETO_K_BAD, ActiveUnits, VariationalFit, active_units, variational_fit
+from pyro_sr.diagnostics.fit import (
+    MIN_DRAWS_FOR_K,
+    PARETO_K_BAD,
+    ActiveUnits,
+    VariationalFit,
+    active_units,
+    variational_fit,
+)
 from pyro_sr.diagnostics.plots import plot_calibration, plot_group_kl, plot_training_curves, plot_variational_fit
 from pyro_sr.diagnostics.predictive import CALIBRATION_LEVELS, interval_coverage, predictive_draws
 from pyro_sr.evaluation.figures import save_comparison_grid
@@ -86,6 +93,10 @@ def _inference_data(steps, fit: VariationalFit, draws, lr, hr, dims: int):
     return idata
 
 
+def _cell(record: dict, key: str, digits: int) -> str:
+    return f"{record[key]:.{digits}f}" if key in record else "–"
+
+
 def _summary(run_dir: Path, checkpoint: str, history, fit: VariationalFit, units: ActiveUnits, coverage, dims: int,
              figures: list[str]) -> str:  # fmt: skip
     lines = [f"# Diagnostics of `{run_dir}`", "", f"Checkpoint: `{checkpoint}`.", ""]
@@ -94,11 +105,9 @@ def _summary(run_dir: Path, checkpoint: str, history, fit: VariationalFit, units
         lines += ["## Training", "", "| epoch | step | β | train ELBO | val ELBO | val KL | val log-lik | val PSNR |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         for r in history:
-            lines.append(
-                f"| {r['epoch']} | {r['step']} | {r['beta']:.3f} | {r.get('train_elbo', float('nan')):.1f} | "
-                f"{r.get('val_elbo', float('nan')):.1f} | {r.get('val_kl', float('nan')):.1f} | "
-                f"{r.get('val_log_lik', float('nan')):.1f} | {r.get('val_psnr', float('nan')):.2f} |"
-            )
+            cells = [_cell(r, "train_elbo", 1), _cell(r, "val_elbo", 1), _cell(r, "val_kl", 1),
+                     _cell(r, "val_log_lik", 1), _cell(r, "val_psnr", 2)]  # fmt: skip
+            lines.append(f"| {r['epoch']} | {r['step']} | {r['beta']:.3f} | " + " | ".join(cells) + " |")
         if "train_elbo" in last and "val_elbo" in last:
             gap = last["train_elbo"] - last["val_elbo"]
             lines += ["", f"Train minus validation ELBO at the end: {gap:.1f} nats/image "
@@ -124,7 +133,9 @@ def _summary(run_dir: Path, checkpoint: str, history, fit: VariationalFit, units
         "",
         f"Gap IWAE(K={ks[-1]}) − IWAE(K={ks[0]}): mean {gap.mean():.2f}, median {np.median(gap):.2f} nats/image.",
         f"Pareto k̂ per image: median {np.median(fit.pareto_k):.2f}; {100 * fit.share_bad_k:.1f}% of images above "
-        f"{PARETO_K_BAD} (there the importance weights, and the posterior approximation, are unreliable).",
+        f"{PARETO_K_BAD} (there the importance weights, and the posterior approximation, are unreliable)."
+        if fit.has_k
+        else f"Pareto k̂ was not computed: it needs K >= {MIN_DRAWS_FOR_K} draws.",
         "",
         "## Posterior predictive calibration",
         "",
