@@ -134,11 +134,15 @@ class PairedImages:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (LR, HR) float batches on ``device`` by slicing, optionally in a shuffled order."""
+        """Yield (LR, HR) float batches on ``device`` by slicing, optionally in a shuffled order; with
+        ``shard=(rank, world_size)`` only every world_size-th image of each batch, from ``rank`` on (the
+        process's share of a data-parallel batch)."""
+        rank, world_size = shard
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for start in range(0, len(self), batch_size):
-            idx = order[start : start + batch_size]
+            idx = order[start : start + batch_size][rank::world_size]
             yield self.lr[idx].to(device), to_float(self.hr[idx].to(device))
 
 

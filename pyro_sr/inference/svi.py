@@ -12,6 +12,7 @@ per-image loss and β of every step.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pyro
 import torch
+import torch.distributed as torch_dist
 from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim import ClippedAdam
@@ -34,6 +36,7 @@ from tqdm import tqdm
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.evaluation.metrics import mse_to_psnr
 from pyro_sr.inference.annealing import KLSchedule
+from pyro_sr.inference.distributed import DataParallelSVI, all_reduce_sum, from_environment, setup
 from pyro_sr.training.cnn import TrainingError
 from pyro_sr.training.device import resolve_device
 from pyro_sr.training.run import close_epoch, open_run
@@ -135,21 +138,32 @@ def fit_vae(
     meta: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> list[dict[str, float]]:
-    """Fit ``vae`` (its model/guide) with SVI; returns the per-epoch log, also written to ``run_dir/log.jsonl``."""
+    """Fit ``vae`` (its model/guide) with SVI; returns the per-epoch log, also written to ``run_dir/log.jsonl``.
+
+    Under ``torchrun`` each process fits its shard of every global batch of ``batch_size x world size`` images
+    (see ``pyro_sr.inference.distributed``); only rank 0 validates and writes the run folder."""
     run_dir = Path(run_dir)
+    dist = from_environment()
     dev = resolve_device(device)
+    if dist.active:
+        if not isinstance(train_data, PairedImages):
+            raise ValueError("data-parallel training needs an in-memory data set (--data cifar10 or sample)")
+        dev = setup(dist, dev)
     state = open_run(run_dir, resume, kind, vae.config.to_dict())
     if state is not None:
         config = replace(SVIConfig.from_dict(state["svi_config"]), epochs=config.epochs)
 
     pyro.clear_param_store()
-    pyro.set_rng_seed(config.seed)
+    pyro.set_rng_seed(config.seed + dist.rank)
     vae.to(dev)
-    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    global_batch = config.batch_size * dist.world_size
+    # A single process keeps the last, smaller batch; ranks drop it so that every rank has a full shard.
+    steps_per_epoch = len(train_data) // global_batch if dist.active else math.ceil(len(train_data) / global_batch)
+    if steps_per_epoch < 1:
+        raise ValueError(f"{len(train_data)} training images do not fill one global batch of {global_batch}")
     decay = config.final_lr_fraction ** (1.0 / (config.epochs * steps_per_epoch))
     optimizer = ClippedAdam({"lr": config.lr, "lrd": decay, "clip_norm": config.clip_norm})
-    svi = SVI(vae.model, vae.guide, optimizer, loss=make_elbo(config.elbo))
-    shuffle = torch.Generator().manual_seed(config.seed)
+    shuffle = torch.Generator().manual_seed(config.seed)  # the same on every rank: one global order
     # A fixed slice of the training images, scored like the validation set each epoch (at beta = 1), so train
     # and validation ELBO, KL and log-likelihood can be compared.
     probe = (
@@ -162,15 +176,24 @@ def fit_vae(
         optimizer.set_state(state["optimizer"])
         shuffle.set_state(state["rng"]["shuffle"])
         _set_rng_state(state["rng"])
+        if dist.rank:
+            pyro.set_rng_seed(config.seed + dist.rank + 7919 * state["step"])  # ranks draw different latents
         history, start_epoch, step = state["history"], state["epoch"], state["step"]
+    elbo = make_elbo(config.elbo)
+    if dist.active:
+        svi = DataParallelSVI(vae, optimizer, elbo, dist, dev)
+    else:
+        svi = SVI(vae.model, vae.guide, optimizer, loss=elbo)
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
         vae.train()
         started, seen, loss_sum, beta = time.perf_counter(), 0, 0.0, config.kl.factor(step)
         step_log = []
+        batches = train_data.batches(global_batch, shuffle=True, generator=shuffle, device=dev,
+                                     shard=(dist.rank, dist.world_size))  # fmt: skip
         bar = tqdm(
-            train_data.batches(config.batch_size, shuffle=True, generator=shuffle, device=dev),
-            total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
+            itertools.islice(batches, steps_per_epoch),
+            total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not (progress and dist.is_main),
             mininterval=5, file=sys.stderr, leave=False,
         )  # fmt: skip
         for lr_batch, hr_batch in bar:
@@ -183,8 +206,14 @@ def fit_vae(
             step_log.append({"step": step, "beta": beta, "loss": loss / len(hr_batch)})
             step += 1
             bar.set_postfix(loss=f"{loss_sum / seen:.1f}", beta=f"{beta:.3f}", refresh=False)
+        if dist.active:
+            loss_sum, seen = all_reduce_sum([loss_sum, seen], dev)
         seconds = time.perf_counter() - started
         vae.eval()
+        if not dist.is_main:
+            history.append({"epoch": epoch, "step": step})
+            torch_dist.barrier()  # rank 0 validates and writes the checkpoint
+            continue
         record = {
             "epoch": epoch,
             "step": step,
@@ -218,4 +247,6 @@ def fit_vae(
         )
         if progress:
             print(json.dumps(record), file=sys.stderr)
+        if dist.active:
+            torch_dist.barrier()
     return history

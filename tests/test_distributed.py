@@ -1,0 +1,111 @@
+"""Data-parallel SVI on CPU: two gloo processes on localhost, compared with one process."""
+
+import os
+import socket
+
+import pyro
+import pytest
+import torch
+import torch.distributed as torch_dist
+import torch.multiprocessing as mp
+from pyro.infer import TraceMeanField_ELBO
+from torch.nn.parallel import DistributedDataParallel
+
+from pyro_sr.data.datasets import PairedImages, load_bundled_sample
+from pyro_sr.data.degradation import Degradation
+from pyro_sr.inference.distributed import ELBOLoss, from_environment
+from pyro_sr.inference.svi import SVIConfig, fit_vae
+from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
+
+TINY = CVAEConfig(channels=8, blocks=1)
+BATCH = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def join(rank: int, world_size: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))  # fmt: skip
+    torch.set_num_threads(1)
+
+
+def sharp_vae() -> ConditionalVAE:
+    """A tiny VAE whose guide scale is pinned near zero, so gradients barely depend on the latent noise and a
+    two-process step can be compared with a one-process step on the same images."""
+    pyro.set_rng_seed(0)
+    vae = ConditionalVAE(TINY)
+    with torch.no_grad():
+        last = vae.posterior_net[-1]
+        last.bias[TINY.latent_channels :] = -30.0  # softplus(-30) + 1e-4: scale 1e-4
+    return vae
+
+
+def pairs() -> PairedImages:
+    return PairedImages.from_hr(load_bundled_sample(), Degradation())
+
+
+def gradient_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    join(rank, world_size, port)
+    torch_dist.init_process_group("gloo")
+    vae = sharp_vae()
+    lr, hr = next(pairs().batches(BATCH, shard=(rank, world_size)))
+    parallel_loss = DistributedDataParallel(ELBOLoss(vae, TraceMeanField_ELBO(), scale=world_size))
+    parallel_loss(lr, hr, 1.0).backward()  # the DDP object must outlive backward: its hooks all-reduce
+    torch.save({name: p.grad for name, p in vae.named_parameters()}, f"{out}/grad{rank}.pt")
+    torch_dist.destroy_process_group()
+
+
+def fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    join(rank, world_size, port)
+    data = pairs()
+    pyro.set_rng_seed(0)
+    vae = ConditionalVAE(TINY)
+    fit_vae(vae, "cvae", SVIConfig(epochs=1, batch_size=4), data.subset(torch.arange(40)),
+            data.subset(torch.arange(40, 48)), f"{out}/run", progress=False)  # fmt: skip
+    torch.save(vae.state_dict(), f"{out}/params{rank}.pt")
+    torch_dist.destroy_process_group()
+
+
+def test_two_process_gradient_equals_one_process_on_the_union(tmp_path):
+    mp.spawn(gradient_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    grads = [torch.load(tmp_path / f"grad{r}.pt") for r in range(2)]
+    vae = sharp_vae()
+    lr, hr = next(pairs().batches(BATCH))
+    ELBOLoss(vae, TraceMeanField_ELBO())(lr, hr, 1.0).backward()
+    for name, p in vae.named_parameters():
+        assert torch.equal(grads[0][name], grads[1][name]), name  # all-reduced: the same on both ranks
+        # equal up to the latent noise (scale 1e-4, amplified by the decoder): within 2% of the largest entry
+        assert torch.allclose(grads[0][name], p.grad, rtol=0, atol=2e-2 * p.grad.abs().max()), name
+
+
+def test_two_process_fit_keeps_ranks_identical_and_resumes_in_one_process(tmp_path):
+    mp.spawn(fit_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    params = [torch.load(tmp_path / f"params{r}.pt") for r in range(2)]
+    assert all(torch.equal(params[0][k], params[1][k]) for k in params[0])
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "checkpoint.pt", "log.jsonl", "steps.jsonl"]
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert checkpoint["step"] == 5  # 40 images in global batches of 2 x 4
+    assert all(torch.equal(checkpoint["model"][k], params[0][k]) for k in params[0])
+    data = pairs()
+    vae = ConditionalVAE(TINY)
+    history = fit_vae(vae, "cvae", SVIConfig(epochs=2, batch_size=4), data.subset(torch.arange(40)),
+                      data.subset(torch.arange(40, 48)), run, resume=True, progress=False)  # fmt: skip
+    assert [r["epoch"] for r in history] == [1, 2] and history[-1]["step"] == 15  # one process: batches of 4
+
+
+def test_environment_is_read_like_torchrun_sets_it(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not from_environment().active
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    dist = from_environment()
+    assert dist.active and dist.rank == 2 and not dist.is_main
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(ValueError, match="bad torchrun environment"):
+        from_environment()
