@@ -119,6 +119,7 @@ def _fit_svi(args: argparse.Namespace, vae_factory, kind: str) -> int:
     import pyro
 
     from pyro_sr.inference.annealing import KLSchedule
+    from pyro_sr.inference.distributed import from_environment
     from pyro_sr.inference.svi import SVIConfig, fit_vae
     from pyro_sr.training.data import training_data
 
@@ -134,7 +135,7 @@ def _fit_svi(args: argparse.Namespace, vae_factory, kind: str) -> int:
     pyro.set_rng_seed(config.seed)  # the initial weights
     history = fit_vae(vae_factory(), kind, config, train, val, args.out, device=args.device, resume=args.resume,
                       meta=_run_meta(args, degradation), progress=not args.quiet)  # fmt: skip
-    if history:
+    if history and from_environment().is_main:
         print(json.dumps(history[-1]))
     return 0
 
