@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The exact commands that trained, bundled and scored pyro-sr's shipped CNN weights (2-core CPU; docs/results.md).
+# The exact commands that trained, bundled and scored pyro-sr's shipped CNN weights (2-core CPU; docs/training.md).
 # Usage: scripts/train_bundled.sh [CIFAR10_DIR]   (default ../shared/data/cifar10)
 set -euo pipefail
 DATA=${1:-../shared/data/cifar10}

@@ -6,23 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pyro_sr.data.images import atomic_write
 from pyro_sr.diagnostics.fit import MIN_DRAWS_FOR_K, PARETO_K_BAD, VariationalFit
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    _pyplot().close(fig)
+from pyro_sr.evaluation.figures import pyplot, save_figure
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -37,7 +22,7 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
 def plot_training_curves(history: list[dict], steps: list[dict], path: Path) -> None:
     """ELBO, KL and expected log-likelihood per epoch (train slice vs validation, nats per image), and the
     per-step objective with a smoothed line and the KL factor β."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     epochs = [r["epoch"] for r in history]
     panels = (("elbo", "ELBO"), ("kl", "KL"), ("log_lik", "expected log-likelihood"))
@@ -62,12 +47,12 @@ def plot_training_curves(history: list[dict], steps: list[dict], path: Path) -> 
         twin.set_ylim(0, max(1.05, max(s["beta"] for s in steps) * 1.05))
         ax.legend(loc="lower right")
     ax.set(title="training objective: β-weighted ELBO per image", xlabel="step")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_group_kl(history: list[dict], groups: list[str], path: Path) -> None:
     """Validation KL of each latent group over epochs (nats/image) and its share of the total at the end."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     epochs = [r["epoch"] for r in history]
     for name in groups:
@@ -78,12 +63,12 @@ def plot_group_kl(history: list[dict], groups: list[str], path: Path) -> None:
     total = sum(final) or 1.0
     right.bar(groups, [100 * v / total for v in final], color="C1")
     right.set(title="share of the final KL", ylabel="%")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_variational_fit(fit: VariationalFit, path: Path) -> None:
     """Mean bound against K, the per-image ELBO–IWAE gap, and the histogram of Pareto k̂."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     ks = sorted(fit.bounds)
     axes[0].plot(ks, [fit.bounds[k].mean() for k in ks], "o-")
@@ -100,16 +85,16 @@ def plot_variational_fit(fit: VariationalFit, path: Path) -> None:
     else:
         axes[2].text(0.5, 0.5, f"k̂ needs K >= {MIN_DRAWS_FOR_K}", ha="center", va="center")
         axes[2].set_axis_off()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_calibration(levels: tuple[float, ...], coverage: np.ndarray, path: Path) -> None:
     """Coverage of the per-pixel central predictive intervals against their nominal level."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 4))
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
     ax.plot(levels, coverage, "o-", label="model")
     ax.set(title="per-pixel predictive calibration", xlabel="nominal central interval",
            ylabel="share of HR pixels inside", xlim=(0, 1), ylim=(0, 1))  # fmt: skip
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -9,13 +9,26 @@ import torch
 from pyro_sr.data.images import atomic_write
 
 
-def save_comparison_grid(columns: dict[str, torch.Tensor], path: str | Path) -> None:
-    """One row per image, one labelled column per method; images are (N, 3, H, W) in [0, 1]."""
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
+    """Lay out, write atomically as PNG and close a matplotlib figure."""
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    pyplot().close(fig)
+
+
+def save_comparison_grid(columns: dict[str, torch.Tensor], path: str | Path) -> None:
+    """One row per image, one labelled column per method; images are (N, 3, H, W) in [0, 1]."""
+    plt = pyplot()
     rows = len(next(iter(columns.values())))
     fig, axes = plt.subplots(rows, len(columns), figsize=(1.6 * len(columns), 1.6 * rows + 0.4), squeeze=False)
     for col, (title, images) in enumerate(columns.items()):
