@@ -124,13 +124,15 @@ def test_console_entry_point_exits_non_zero_without_traceback(tmp_path):
     assert result.stderr.strip() == f"pyro-sr: error: image not found: {tmp_path / 'missing.png'}"
 
 
-def test_demo_writes_grid_and_metrics_and_bundled_cnn_beats_bicubic(tmp_path, capsys):
+def test_demo_writes_grid_and_metrics_and_bundled_models_beat_bicubic(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
     assert "| cnn |" in capsys.readouterr().out
     with Image.open(tmp_path / "demo_grid.png") as grid:
-        assert grid.width > 300 and grid.height > 600
+        assert grid.width > 1000 and grid.height > 600  # the CNN and each bundled VAE's columns
     rows = {r["model"]: r for r in json.loads((tmp_path / "metrics.json").read_text())["results"]}
     assert rows["cnn"]["mse"] < rows["bicubic"]["mse"] < rows["nearest"]["mse"]
+    assert rows["vae: mean of 16"]["mse"] < rows["bicubic"]["mse"]
+    assert rows["vae: one sample"]["lr_psnr"] > 35 and rows["vae: one sample"]["diversity"] > 0
 
 
 def test_fit_on_a_folder_of_photos(tmp_path):

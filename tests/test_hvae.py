@@ -1,6 +1,8 @@
+import numpy as np
 import pyro
 import pytest
 import torch
+from PIL import Image
 from pyro import poutine
 from pyro.infer import Predictive, Trace_ELBO, TraceMeanField_ELBO
 
@@ -180,6 +182,11 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
     assert main(["sample", str(run), "--data", "sample", "--limit", "2", "--num-samples", "3", "--lr-consistent",
                  "--out", str(tmp_path / "samples")]) == 0  # fmt: skip
     assert (tmp_path / "samples" / "sample_test_00001_sample2.png").is_file()
+    Image.fromarray(np.full((6, 10, 3), 128, dtype=np.uint8)).save(tmp_path / "flat.png")
+    assert main(["upscale", str(tmp_path / "flat.png"), "--model", str(run), "--num-samples", "2", "--lr-consistent",
+                 "--out", str(tmp_path / "up")]) == 0  # fmt: skip
+    with Image.open(tmp_path / "up" / "flat_sample1.png") as image:
+        assert image.size == (40, 24)
     capsys.readouterr()
     assert main(["evaluate", str(run), "cnn", "--data", "sample", "--limit", "8", "--num-samples", "2",
                  "--lr-consistent"]) == 0  # fmt: skip
