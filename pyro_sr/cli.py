@@ -219,6 +219,12 @@ def cmd_likelihood(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagnosed_checkpoint(run_dir: Path) -> str | Path:
+    from pyro_sr.pretrained import BUNDLED_MODELS
+
+    return str(run_dir) if str(run_dir) in BUNDLED_MODELS and not run_dir.exists() else run_dir / "checkpoint.pt"
+
+
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from pyro_sr.data.datasets import load_pairs
     from pyro_sr.diagnostics.report import DiagnoseConfig, diagnose
@@ -227,13 +233,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     dev = resolve_device(args.device)
-    checkpoint = args.checkpoint or args.run_dir / "checkpoint.pt"
-    degradation = load_model(checkpoint).degradation
+    degradation = load_model(args.checkpoint or _diagnosed_checkpoint(args.run_dir)).degradation
     pairs = load_pairs(args.data, args.split, degradation, args.data_dir, args.download, args.val_size)
     config = DiagnoseConfig(images=args.images, ks=tuple(args.iw_samples), ppc_images=args.ppc_images,
                             ppc_samples=args.ppc_samples, seed=args.seed)  # fmt: skip
-    out = args.out or args.run_dir / "diagnostics"
-    print(f"wrote {diagnose(args.run_dir, pairs, out, checkpoint, config, dev)}")
+    out = args.out or (
+        Path(f"{args.run_dir}-diagnostics") if not args.run_dir.exists() else args.run_dir / "diagnostics"
+    )
+    print(f"wrote {diagnose(args.run_dir, pairs, out, args.checkpoint, config, dev)}")
     return 0
 
 
@@ -377,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="ELBO diagnostics of a fitted VAE: curves, per-group KL, IWAE gap, Pareto k-hat, calibration",
         description="Write a report folder (summary.md, PNG figures, diagnostics.nc for ArviZ) for a VAE run.",
     )
-    dg.add_argument("run_dir", type=Path, help="the VAE's run folder (log.jsonl, steps.jsonl, checkpoint.pt)")
+    dg.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                    help="a VAE run folder (log.jsonl, steps.jsonl, checkpoint.pt) or a bundled VAE name")  # fmt: skip
     dg.add_argument("--checkpoint", type=Path, help="checkpoint to diagnose (default: RUN_DIR/checkpoint.pt)")
     _add_data_args(dg, ("train", "val", "test"), "test", ("cifar10", "sample"))
     dg.add_argument("--images", type=int, default=DiagnoseDefaults.images, help="images for the variational "
@@ -389,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--ppc-samples", type=int, default=DiagnoseDefaults.ppc_samples,
                     help="predictive draws per image (default: %(default)s)")  # fmt: skip
     dg.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    dg.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/diagnostics)")
+    dg.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/diagnostics, or NAME-diagnostics)")
     dg.set_defaults(func=cmd_diagnose)
 
     demo = sub.add_parser("demo", parents=[common], help="bundled model on bundled images: a PNG grid and metrics")

@@ -30,7 +30,7 @@ from pyro_sr.evaluation.figures import save_comparison_grid
 from pyro_sr.inference.sampling import summarize_samples
 from pyro_sr.inference.upscale import std_map
 from pyro_sr.models.cnn import nearest_upscale
-from pyro_sr.pretrained import load_model
+from pyro_sr.pretrained import BUNDLED_MODELS, load_model
 from pyro_sr.training.checkpoint import CheckpointError
 
 LN2 = math.log(2.0)
@@ -97,8 +97,8 @@ def _cell(record: dict, key: str, digits: int) -> str:
     return f"{record[key]:.{digits}f}" if key in record else "–"
 
 
-def _summary(run_dir: Path, checkpoint: str, history, fit: VariationalFit, units: ActiveUnits, coverage, dims: int,
-             figures: list[str]) -> str:  # fmt: skip
+def _summary(run_dir: str | Path, checkpoint: str, history, fit: VariationalFit, units: ActiveUnits, coverage,
+             dims: int, figures: list[str]) -> str:  # fmt: skip
     lines = [f"# Diagnostics of `{run_dir}`", "", f"Checkpoint: `{checkpoint}`.", ""]
     if history:
         last = history[-1]
@@ -163,13 +163,16 @@ def diagnose(
     device: str | torch.device = "cpu",
 ) -> Path:
     """Write the report for the VAE in ``run_dir`` (its ``checkpoint.pt`` unless ``checkpoint`` is given) on
-    ``pairs``; returns the path of ``summary.md``."""
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    checkpoint = Path(checkpoint) if checkpoint is not None else run_dir / "checkpoint.pt"
+    ``pairs``; returns the path of ``summary.md``. ``run_dir`` may also be a bundled model's name: its per-epoch
+    history comes from the weights' metadata (there is no per-step log)."""
+    out_dir = Path(out_dir)
+    bundled = str(run_dir) in BUNDLED_MODELS and not Path(run_dir).exists()
+    if checkpoint is None:
+        checkpoint = str(run_dir) if bundled else Path(run_dir) / "checkpoint.pt"
     loaded = load_model(checkpoint, device)
     if not loaded.probabilistic:
         raise ValueError(f"{checkpoint} holds a deterministic CNN; diagnose needs a VAE")
-    history, steps = read_run_logs(run_dir)
+    history, steps = (loaded.meta.get("history") or [], []) if bundled else read_run_logs(Path(run_dir))
     pairs = pairs.subset(torch.arange(min(config.images, len(pairs))))
     if len(pairs) < 2:
         raise ValueError("diagnose needs at least two images")
