@@ -99,6 +99,9 @@ def test_cli_diagnose_and_its_errors(trained_run, tmp_path, capsys):
     args = ["diagnose", str(run), "--data", "sample", "--images", "6", "--iw-samples", "1", "2", "--ppc-samples", "3"]
     assert main([*args, "--out", str(tmp_path / "r")]) == 0
     assert "Pareto k̂ was not computed" in (tmp_path / "r" / "summary.md").read_text()
+    assert main(["diagnose", "vae", "--data", "sample", "--images", "4", "--iw-samples", "1", "--ppc-samples", "2",
+                 "--out", str(tmp_path / "bundled")]) == 0  # fmt: skip
+    assert "| 5 | 7035 |" in (tmp_path / "bundled" / "summary.md").read_text()  # the bundled VAE's 5 epochs
     capsys.readouterr()
     assert main(["diagnose", str(tmp_path / "missing"), "--data", "sample"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
