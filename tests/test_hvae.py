@@ -196,3 +196,18 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
                  "--limit", "10", "--num-samples", "3"]) == 0  # fmt: skip
     table = capsys.readouterr().out
     assert "IWAE, K=3" in table and "ELBO" in table and "Normal around the prediction" in table
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fit_sample_project_and_score_on_cuda(tmp_path, pairs):
+    train, val = pairs
+    vae = seeded_hvae()
+    history = fit_vae(vae, "hvae", SVIConfig(epochs=1, batch_size=16, elbo="meanfield"), train, val, tmp_path,
+                      device="cuda", progress=False)  # fmt: skip
+    assert history[0]["val_elbo"] == history[0]["val_elbo"]
+    lr = val.lr[:2].cuda()
+    samples = sample_super_resolutions(vae, lr, 3)
+    assert samples.device.type == "cuda" and samples.shape == (3, 2, 3, 32, 32)
+    projected = project_to_lr(samples, lr, Degradation())
+    assert (Degradation()(projected.flatten(0, 1)) - lr.repeat(3, 1, 1, 1)).abs().max() < 1e-5
+    assert iwae_log_likelihood(vae, lr, val.hr[:2].cuda().float() / 255, 4).device.type == "cuda"

@@ -5,9 +5,8 @@ The objective is Pyro's own (``Trace_ELBO`` or, with analytic KL, ``TraceMeanFie
 ``poutine.scale`` applies it. Every epoch writes a JSON line (train objective, the β in force, full-validation ELBO,
 KL, expected log-likelihood and PSNR, and the same on a fixed slice of the training images) and an atomic
 checkpoint with network, optimizer, schedule position and RNG states (also as ``best.pt`` at the best validation
-ELBO so far). The Pyro param store holds exactly the network's
-parameters (``pyro.module``), so the network's state_dict is the param store's content. ``steps.jsonl`` gets the
-per-image loss and β of every step.
+ELBO so far). The Pyro param store holds exactly the network's parameters (``pyro.module``), so the network's
+state_dict is the param store's content. ``steps.jsonl`` gets the per-image loss and β of every step.
 """
 
 from __future__ import annotations
