@@ -113,12 +113,15 @@ def main() -> int:
     parser.add_argument("--paper-vae", type=Path, help="run folder of `pyro-sr fit vae --preset paper` (optional)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--limit", type=int, help="only the first N test images (a quick preview, not for docs/)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     pyro.set_rng_seed(0)
     degradation = Degradation()
     test = load_pairs("cifar10", "test", degradation, args.data_dir)
+    if args.limit:
+        test = test.subset(torch.arange(min(args.limit, len(test))))
     val = load_pairs("cifar10", "val", degradation, args.data_dir)
     bundled = [n for n in BUNDLED_MODELS if bundled_path(n).is_file()]
     vae_names = [n for n in ("vae", "hvae") if n in bundled]
