@@ -131,8 +131,9 @@ def test_demo_writes_grid_and_metrics_and_bundled_models_beat_bicubic(tmp_path, 
         assert grid.width > 1000 and grid.height > 600  # the CNN and each bundled VAE's columns
     rows = {r["model"]: r for r in json.loads((tmp_path / "metrics.json").read_text())["results"]}
     assert rows["cnn"]["mse"] < rows["bicubic"]["mse"] < rows["nearest"]["mse"]
-    assert rows["vae: mean of 16"]["mse"] < rows["bicubic"]["mse"]
-    assert rows["vae: one sample"]["lr_psnr"] > 35 and rows["vae: one sample"]["diversity"] > 0
+    for vae in ("vae", "hvae"):
+        assert rows[f"{vae}: mean of 16"]["mse"] < rows["bicubic"]["mse"]
+        assert rows[f"{vae}: one sample"]["lr_psnr"] > 35 and rows[f"{vae}: one sample"]["diversity"] > 0
 
 
 def test_fit_on_a_folder_of_photos(tmp_path):
