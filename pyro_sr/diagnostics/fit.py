@@ -9,6 +9,7 @@ importance-weighted estimates of that image are unreliable and q misses parts of
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,10 +26,20 @@ PARETO_K_BAD = 0.7
 MIN_DRAWS_FOR_K = 20  # fewer draws leave no tail to fit
 
 
+def import_arviz():
+    """ArviZ without its import-time notice about the coming 1.0 refactor (we pin < 1.0), which would otherwise
+    print on every ``pyro-sr diagnose``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor", category=FutureWarning)
+        import arviz
+
+    return arviz
+
+
 def pareto_k(log_weights: np.ndarray) -> np.ndarray:
     """PSIS k̂ of each row of (N, K) log importance weights (ArviZ's ``psislw``, one fit per row); NaN when
     K < 20."""
-    import arviz as az
+    az = import_arviz()
 
     log_weights = np.asarray(log_weights, dtype=np.float64)
     if log_weights.ndim != 2:

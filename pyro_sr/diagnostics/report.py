@@ -22,6 +22,7 @@ from pyro_sr.diagnostics.fit import (
     ActiveUnits,
     VariationalFit,
     active_units,
+    import_arviz,
     variational_fit,
 )
 from pyro_sr.diagnostics.plots import plot_calibration, plot_group_kl, plot_training_curves, plot_variational_fit
@@ -67,8 +68,9 @@ def read_run_logs(run_dir: Path) -> tuple[list[dict], list[dict]]:
 
 
 def _inference_data(steps, fit: VariationalFit, draws, lr, hr, dims: int):
-    import arviz as az
     import xarray as xr
+
+    az = import_arviz()
 
     image_dims = ["image", "channel", "y", "x"]
     idata = az.from_dict(
