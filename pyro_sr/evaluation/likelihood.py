@@ -136,6 +136,8 @@ def likelihood_rows(
     from pyro_sr.pretrained import load_model
     from pyro_sr.training.device import resolve_device
 
+    if num_samples < 1:
+        raise ValueError(f"the number of importance samples must be >= 1, got {num_samples}")
     dev = resolve_device(device)
     loaded = [load_model(spec, dev) for spec in checkpoints]
     for model in loaded:
