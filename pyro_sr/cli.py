@@ -59,6 +59,13 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _seed(seed: int) -> None:
+    """Seed the VAEs' sampling, so that a command's samples and scores are the same on every run."""
+    import pyro
+
+    pyro.set_rng_seed(seed)
+
+
 def cmd_fit_cnn(args: argparse.Namespace) -> int:
     from pyro_sr.training.cnn import TRAIN_PRESETS, fit_cnn
     from pyro_sr.training.data import training_data
@@ -97,6 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pyro_sr.evaluation.evaluate import evaluate_models, format_table
 
     _set_threads(args.threads)
+    _seed(args.seed)
     degradation = _degradation(args)
     pairs = load_pairs(args.data, args.split, degradation, args.data_dir, args.download, args.val_size)
     if args.limit:
@@ -169,6 +177,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from pyro_sr.training.device import resolve_device
 
     _set_threads(args.threads)
+    _seed(args.seed)
     dev = resolve_device(args.device)
     loaded = load_model(args.checkpoint, dev)
     num_samples = args.num_samples or DEFAULT_SAMPLES
@@ -192,6 +201,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from pyro_sr.inference.upscale import upscale_files
 
     _set_threads(args.threads)
+    _seed(args.seed)
     for path in upscale_files(args.images, args.model, args.out, scale=args.scale, device=args.device,
                               tile=args.tile, num_samples=args.num_samples, temperature=args.temperature,
                               lr_consistent=args.lr_consistent):  # fmt: skip
@@ -330,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample_args = argparse.ArgumentParser(add_help=False)
     sample_args.add_argument("--num-samples", type=int, help=f"VAE samples per image (default: {DEFAULT_SAMPLES})")
     sample_args.add_argument("--temperature", type=float, default=1.0, help="scale of the prior (default: 1.0)")
+    sample_args.add_argument("--seed", type=int, default=0, help="random seed of the samples (default: 0)")
     sample_args.add_argument("--lr-consistent", action="store_true",
                              help="project every output onto the images whose degradation is the LR input")  # fmt: skip
 

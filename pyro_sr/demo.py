@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyro
 import torch
 
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
@@ -28,6 +29,7 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> str:
     and ``metrics.json``; return the metrics table."""
     out_dir = Path(out_dir)
     dev = resolve_device(device)
+    pyro.set_rng_seed(0)  # the VAEs' samples, so the demo's numbers are the same on every run
     degradation = Degradation()
     pairs = PairedImages.from_hr(load_bundled_sample(), degradation)
     names = [name for name in BUNDLED_MODELS if bundled_path(name).is_file()]

@@ -147,3 +147,12 @@ def test_fit_on_a_folder_of_photos(tmp_path):
                  "--crops-per-epoch", "64", "--out", str(run), *TINY]) == 0  # fmt: skip
     record = json.loads((run / "log.jsonl").read_text())
     assert record["val_mse"] > 0
+
+
+def test_vae_scores_are_reproducible_with_the_seed(capsys):
+    args = ["evaluate", "vae", "--data", "sample", "--limit", "4", "--num-samples", "2"]
+    tables = []
+    for seed in ("0", "0", "1"):
+        assert main([*args, "--seed", seed]) == 0
+        tables.append(capsys.readouterr().out)
+    assert tables[0] == tables[1] != tables[2]
