@@ -134,9 +134,8 @@ def _fit_svi(args: argparse.Namespace, vae_factory, kind: str) -> int:
     _set_threads(args.threads)
     degradation = _degradation(args)
     kl = KLSchedule(args.kl, args.beta, warmup_steps=args.warmup_steps, cycle_steps=args.cycle_steps)
-    config = SVIConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, elbo=args.elbo, kl=kl, seed=args.seed
-    )
+    config = SVIConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, elbo=args.elbo, kl=kl,
+                       seed=args.seed, group_kl_weights=getattr(args, "group_kl_weights", None))  # fmt: skip
     train, val = training_data(
         args.data, degradation, args.data_dir, args.download, args.val_size, args.crops_per_epoch
     )
@@ -335,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="latent groups per resolution, LR grid first; unset: 2, then 1 per 2x step")  # fmt: skip
     hvae.add_argument("--blocks-per-group", type=int, default=HVAEConfig.blocks_per_group,
                       help="residual blocks after each group")  # fmt: skip
+    hvae.add_argument("--group-kl-weights", type=float, nargs="+", metavar="W",
+                      help="multiply each latent group's KL factor (z1 first), e.g. 1 1 1 2; unset: all 1")  # fmt: skip
     hvae.set_defaults(func=cmd_fit_hvae)
 
     sample_args = argparse.ArgumentParser(add_help=False)

@@ -211,3 +211,22 @@ def test_fit_sample_project_and_score_on_cuda(tmp_path, pairs):
     projected = project_to_lr(samples, lr, Degradation())
     assert (Degradation()(projected.flatten(0, 1)) - lr.repeat(3, 1, 1, 1)).abs().max() < 1e-5
     assert iwae_log_likelihood(vae, lr, val.hr[:2].cuda().float() / 255, 4).device.type == "cuda"
+
+
+def test_group_kl_weights_reach_each_group_and_are_checked(tmp_path, pairs, monkeypatch):
+    seen = []
+    real_model = HierarchicalVAE.model
+
+    def recording_model(self, lr, hr=None, beta=1.0, temperature=1.0):
+        seen.append(beta)
+        return real_model(self, lr, hr, beta, temperature)
+
+    monkeypatch.setattr(HierarchicalVAE, "model", recording_model)
+    config = SVIConfig(epochs=1, batch_size=24, group_kl_weights=(1, 1, 0.5, 2))
+    fit_vae(seeded_hvae(), "hvae", config, pairs[0], None, tmp_path / "run", progress=False)
+    assert seen[0] == (1.0, 1.0, 0.5, 2.0)
+    assert config.kl_weight(0) == (1.0, 1.0, 0.5, 2.0) and SVIConfig().kl_weight(0) == 1.0
+    with pytest.raises(ValueError, match="one KL weight per latent group"):
+        fit_vae(seeded_hvae(), "hvae", SVIConfig(epochs=1, group_kl_weights=(1, 2)), pairs[0], None,
+                tmp_path / "bad", progress=False)  # fmt: skip
+    assert not (tmp_path / "bad").exists()

@@ -56,8 +56,13 @@ class SVIConfig:
     elbo: str = "trace"  # trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)
     kl: KLSchedule = KLSchedule()
     seed: int = 0
+    group_kl_weights: tuple[float, ...] | None = None  # hierarchical VAE: per-group multipliers of the KL factor
 
     def __post_init__(self) -> None:
+        if self.group_kl_weights is not None:
+            object.__setattr__(self, "group_kl_weights", tuple(float(w) for w in self.group_kl_weights))
+            if min(self.group_kl_weights) < 0:
+                raise ValueError(f"group KL weights must be non-negative, got {list(self.group_kl_weights)}")
         if self.elbo not in ELBOS:
             raise ValueError(f"unknown ELBO {self.elbo!r}; choose from {ELBOS}")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or not 0 < self.final_lr_fraction <= 1:
@@ -65,6 +70,11 @@ class SVIConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def kl_weight(self, step: int) -> float | tuple[float, ...]:
+        """The ``beta`` argument of model and guide at ``step``: the schedule's factor, or one per latent group."""
+        factor = self.kl.factor(step)
+        return factor if self.group_kl_weights is None else tuple(factor * w for w in self.group_kl_weights)
 
     @classmethod
     def from_dict(cls, d: dict) -> SVIConfig:
@@ -197,7 +207,7 @@ def fit_vae(
         )  # fmt: skip
         for lr_batch, hr_batch in bar:
             beta = config.kl.factor(step)
-            loss = svi.step(lr_batch, hr_batch, beta)
+            loss = svi.step(lr_batch, hr_batch, config.kl_weight(step))
             if not math.isfinite(loss):
                 raise TrainingError(f"loss became {loss} in epoch {epoch}; the last good checkpoint is kept")
             loss_sum += loss
