@@ -214,6 +214,7 @@ def cmd_likelihood(args: argparse.Namespace) -> int:
     from pyro_sr.evaluation.likelihood import format_likelihood_table, likelihood_rows
 
     _set_threads(args.threads)
+    _seed(args.seed)
     degradation = _degradation(args)
     pairs = load_pairs("cifar10", "test", degradation, args.data_dir, args.download, args.val_size)
     fit_pairs = load_pairs("cifar10", "val", degradation, args.data_dir, args.download, args.val_size)
@@ -228,27 +229,20 @@ def cmd_likelihood(args: argparse.Namespace) -> int:
     return 0
 
 
-def _diagnosed_checkpoint(run_dir: Path) -> str | Path:
-    from pyro_sr.pretrained import BUNDLED_MODELS
-
-    return str(run_dir) if str(run_dir) in BUNDLED_MODELS and not run_dir.exists() else run_dir / "checkpoint.pt"
-
-
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from pyro_sr.data.datasets import load_pairs
-    from pyro_sr.diagnostics.report import DiagnoseConfig, diagnose
+    from pyro_sr.diagnostics.report import DiagnoseConfig, diagnose, diagnosed_checkpoint, is_bundled_name
     from pyro_sr.pretrained import load_model
     from pyro_sr.training.device import resolve_device
 
     _set_threads(args.threads)
     dev = resolve_device(args.device)
-    degradation = load_model(args.checkpoint or _diagnosed_checkpoint(args.run_dir)).degradation
+    degradation = load_model(args.checkpoint or diagnosed_checkpoint(args.run_dir)).degradation
     pairs = load_pairs(args.data, args.split, degradation, args.data_dir, args.download, args.val_size)
     config = DiagnoseConfig(images=args.images, ks=tuple(args.iw_samples), ppc_images=args.ppc_images,
                             ppc_samples=args.ppc_samples, seed=args.seed)  # fmt: skip
-    out = args.out or (
-        Path(f"{args.run_dir}-diagnostics") if not args.run_dir.exists() else args.run_dir / "diagnostics"
-    )
+    default_out = Path(f"{args.run_dir}-diagnostics") if is_bundled_name(args.run_dir) else args.run_dir / "diagnostics"
+    out = args.out or default_out
     print(f"wrote {diagnose(args.run_dir, pairs, out, args.checkpoint, config, dev)}")
     return 0
 
@@ -387,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_degradation_args(lk)
     lk.add_argument("--num-samples", type=int, default=64, help="importance samples K (default: %(default)s)")
     lk.add_argument("--limit", type=int, help="only the first N test images")
+    lk.add_argument("--seed", type=int, default=0, help="random seed of the guide's draws (default: %(default)s)")
     lk.add_argument("--out", type=Path, help="also write the table as JSON here")
     lk.set_defaults(func=cmd_likelihood)
 

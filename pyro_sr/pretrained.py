@@ -79,6 +79,15 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     return LoadedModel(name, checkpoint["kind"], model, degradation_of(checkpoint), checkpoint.get("meta", {}))
 
 
+def load_models(specs, device: str | torch.device, scale: int) -> list[LoadedModel]:
+    """Load several models (all before any work, so a bad one fails fast), each checked to upscale ``scale``x."""
+    loaded = [load_model(spec, device) for spec in specs]
+    for model in loaded:
+        if model.scale != scale:
+            raise ValueError(f"model {model.name!r} upscales x{model.scale}, but the data is degraded x{scale}")
+    return loaded
+
+
 def export_weights(checkpoint_path: str | Path, out_path: str | Path, metrics: dict[str, Any] | None = None) -> None:
     """Write inference-only weights (no optimizer or RNG state) with metadata and the measured metrics."""
     checkpoint = load_checkpoint(checkpoint_path)

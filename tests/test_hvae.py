@@ -192,10 +192,13 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
                  "--lr-consistent"]) == 0  # fmt: skip
     table = capsys.readouterr().out
     assert "run + projection: mean of 2" in table and "cnn + projection" in table
-    assert main(["likelihood", str(run), "cnn", "--data-dir", str(fake_cifar_batches), "--val-size", "20",
-                 "--limit", "10", "--num-samples", "3"]) == 0  # fmt: skip
+    likelihood = ["likelihood", str(run), "cnn", "--data-dir", str(fake_cifar_batches), "--val-size", "20",
+                  "--limit", "10", "--num-samples", "3"]  # fmt: skip
+    assert main(likelihood) == 0
     table = capsys.readouterr().out
     assert "IWAE, K=3" in table and "ELBO" in table and "Normal around the prediction" in table
+    assert main(likelihood) == 0
+    assert capsys.readouterr().out == table  # seeded: the same draws every run
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -19,7 +19,7 @@ from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from pyro_sr.data.datasets import PairedImages
-from pyro_sr.evaluation.likelihood import dequantize, iwae_bound, log_importance_weights
+from pyro_sr.evaluation.likelihood import dequantized_batches, iwae_bound, log_importance_weights
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Cov_x(E_q[z_u]) above this makes unit u active
 PARETO_K_BAD = 0.7
@@ -76,12 +76,8 @@ def variational_fit(
     if not ks or min(ks) < 1:
         raise ValueError(f"importance sample sizes must be >= 1, got {ks}")
     generator = torch.Generator().manual_seed(seed)
-    parts = []
-    for start in range(0, len(pairs), batch_size):
-        lr = pairs.lr[start : start + batch_size].to(device)
-        y = dequantize(pairs.hr[start : start + batch_size], generator).to(device)
-        parts.append(log_importance_weights(vae, lr, y, max(ks)).cpu())
-    log_weights = torch.cat(parts).double()
+    batches = dequantized_batches(pairs, batch_size, generator, device)
+    log_weights = torch.cat([log_importance_weights(vae, lr, y, max(ks)).cpu() for lr, y in batches]).double()
     bounds = {k: iwae_bound(log_weights[:, :k]).numpy() for k in sorted(set(ks))}
     return VariationalFit(log_weights.numpy(), bounds, pareto_k(log_weights.numpy()))
 

@@ -156,6 +156,16 @@ def _summary(run_dir: str | Path, checkpoint: str, history, fit: VariationalFit,
     return "\n".join(lines) + "\n"
 
 
+def is_bundled_name(run_dir: str | Path) -> bool:
+    """``diagnose`` takes a run folder or, when no such folder exists, a bundled VAE's name."""
+    return str(run_dir) in BUNDLED_MODELS and not Path(run_dir).exists()
+
+
+def diagnosed_checkpoint(run_dir: str | Path) -> str | Path:
+    """What ``diagnose`` loads when no checkpoint is given: the bundled weights, or the run's checkpoint.pt."""
+    return str(run_dir) if is_bundled_name(run_dir) else Path(run_dir) / "checkpoint.pt"
+
+
 def diagnose(
     run_dir: str | Path,
     pairs: PairedImages,
@@ -168,9 +178,8 @@ def diagnose(
     ``pairs``; returns the path of ``summary.md``. ``run_dir`` may also be a bundled model's name: its per-epoch
     history comes from the weights' metadata (there is no per-step log)."""
     out_dir = Path(out_dir)
-    bundled = str(run_dir) in BUNDLED_MODELS and not Path(run_dir).exists()
-    if checkpoint is None:
-        checkpoint = str(run_dir) if bundled else Path(run_dir) / "checkpoint.pt"
+    bundled = is_bundled_name(run_dir)
+    checkpoint = checkpoint if checkpoint is not None else diagnosed_checkpoint(run_dir)
     loaded = load_model(checkpoint, device)
     if not loaded.probabilistic:
         raise ValueError(f"{checkpoint} holds a deterministic CNN; diagnose needs a VAE")

@@ -59,15 +59,12 @@ def evaluate_models(
     """Rows for nearest, bicubic and each checkpoint (a path or a bundled name); a VAE gives two rows, the mean
     of ``num_samples`` samples and single samples. With ``project`` every output is made LR-consistent
     (``project_to_lr``) and the row names say so."""
-    from pyro_sr.pretrained import load_model
+    from pyro_sr.pretrained import load_models
     from pyro_sr.training.device import resolve_device
 
     dev = resolve_device(device)
     scale = degradation.scale
-    loaded = [load_model(spec, dev) for spec in checkpoints]  # fail on a bad checkpoint before any work
-    for model in loaded:
-        if model.scale != scale:
-            raise ValueError(f"model {model.name!r} upscales x{model.scale}, but the data is degraded x{scale}")
+    loaded = load_models(checkpoints, dev, scale)
 
     def consistent(upscaler: Upscaler) -> Upscaler:
         return lr_consistent(upscaler, degradation) if project else upscaler

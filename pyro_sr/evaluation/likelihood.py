@@ -32,6 +32,15 @@ def dequantize(hr_uint8: torch.Tensor, generator: torch.Generator | None = None)
     return (hr_uint8.float() + noise) / 256.0
 
 
+def dequantized_batches(
+    pairs: PairedImages, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+):
+    """(LR, dequantised HR) batches of ``pairs`` in order; the noise comes from ``generator``."""
+    for start in range(0, len(pairs), batch_size):
+        lr = pairs.lr[start : start + batch_size].to(device)
+        yield lr, dequantize(pairs.hr[start : start + batch_size], generator).to(device)
+
+
 def bits_per_dim(log_density: torch.Tensor, dims: int) -> torch.Tensor:
     """Bits per dimension of 8-bit data from the log-density (nats) of its dequantised version."""
     return -log_density / (dims * math.log(2.0)) + BITS_PER_8BIT_BIN
@@ -95,22 +104,17 @@ def vae_bits_per_dim(
 ) -> BitsPerDim:  # fmt: skip
     """Conditional bits/dim of a VAE over ``pairs`` from the K-sample importance-weighted bound."""
     generator = torch.Generator().manual_seed(seed)
-    values = []
-    for start in range(0, len(pairs), batch_size):
-        lr = pairs.lr[start : start + batch_size].to(device)
-        y = dequantize(pairs.hr[start : start + batch_size], generator).to(device)
-        values.append(bits_per_dim(iwae_log_likelihood(vae, lr, y, num_samples), y[0].numel()).cpu())
+    values = [
+        bits_per_dim(iwae_log_likelihood(vae, lr, y, num_samples), y[0].numel()).cpu()
+        for lr, y in dequantized_batches(pairs, batch_size, generator, device)
+    ]
     return BitsPerDim.from_values(torch.cat(values))
 
 
 @torch.no_grad()
 def _squared_errors(upscaler: Upscaler, pairs: PairedImages, device, batch_size: int, generator) -> torch.Tensor:
-    errors = []
-    for start in range(0, len(pairs), batch_size):
-        lr = pairs.lr[start : start + batch_size].to(device)
-        y = dequantize(pairs.hr[start : start + batch_size], generator).to(device)
-        errors.append(((y - upscaler(lr)) ** 2).flatten(1).cpu())
-    return torch.cat(errors)
+    batches = dequantized_batches(pairs, batch_size, generator, device)
+    return torch.cat([((y - upscaler(lr)) ** 2).flatten(1).cpu() for lr, y in batches])
 
 
 def gaussian_bits_per_dim(
@@ -133,17 +137,13 @@ def likelihood_rows(
     """Bits/dim rows: bicubic and each CNN as a Normal around the prediction (scale fitted on ``fit_pairs``),
     each VAE by its ELBO (K = 1) and its K-sample importance-weighted bound."""
     from pyro_sr.models.cnn import bicubic_upscale
-    from pyro_sr.pretrained import load_model
+    from pyro_sr.pretrained import load_models
     from pyro_sr.training.device import resolve_device
 
     if num_samples < 1:
         raise ValueError(f"the number of importance samples must be >= 1, got {num_samples}")
     dev = resolve_device(device)
-    loaded = [load_model(spec, dev) for spec in checkpoints]
-    for model in loaded:
-        if model.scale != degradation.scale:
-            raise ValueError(f"model {model.name!r} upscales x{model.scale}, but the data is degraded x"
-                             f"{degradation.scale}")  # fmt: skip
+    loaded = load_models(checkpoints, dev, degradation.scale)
     rows = []
 
     def gaussian_row(name: str, upscaler: Upscaler) -> dict:
