@@ -52,10 +52,15 @@ def table_rows(rows: list[dict], bits: dict[str, dict]) -> list[str]:
     return lines
 
 
+def baseline_columns(lr: torch.Tensor, input_label: str = "LR") -> dict[str, torch.Tensor]:
+    """The first columns of every figure: the input (nearest), bicubic and the bundled CNN."""
+    return {input_label: nearest_upscale(lr, 4), "bicubic": bicubic_upscale(lr, 4), "CNN": load_model("cnn").model(lr)}
+
+
 def sample_figure(pairs: PairedImages, vaes: dict[str, torch.nn.Module], path: Path, count: int = 8) -> None:
     """LR | bicubic | CNN | each VAE's mean | 4 samples of the last VAE | its std | HR (the paper's Fig. 3)."""
     lr, hr = next(pairs.batches(count))
-    columns = {"LR": nearest_upscale(lr, 4), "bicubic": bicubic_upscale(lr, 4), "CNN": load_model("cnn").model(lr)}
+    columns = baseline_columns(lr)
     samples = None
     for name, vae in vaes.items():
         samples = sample_super_resolutions(vae, lr, NUM_SAMPLES)
@@ -86,7 +91,7 @@ def close_up_figure(hr_all: torch.Tensor, vaes: dict[str, torch.nn.Module], path
     """A cat, a ship and a horse, large: LR | bicubic | CNN | each VAE's mean and two samples | HR."""
     hr = hr_all[list(CLOSE_UPS.values())].float() / 255
     lr = Degradation()(hr)
-    columns = {"LR": nearest_upscale(lr, 4), "bicubic": bicubic_upscale(lr, 4), "CNN": load_model("cnn").model(lr)}
+    columns = baseline_columns(lr)
     for name, vae in vaes.items():
         samples = sample_super_resolutions(vae, lr, NUM_SAMPLES)
         columns[f"{name} mean"] = samples.mean(0)
@@ -98,8 +103,7 @@ def close_up_figure(hr_all: torch.Tensor, vaes: dict[str, torch.nn.Module], path
 def upscale_32_figure(hr_all: torch.Tensor, vaes: dict[str, torch.nn.Module], path: Path) -> None:
     """A 32x32 test image taken as the *input*, upscaled 4x to 128x128 (no ground truth exists)."""
     image = hr_all[list(CLOSE_UPS.values())].float() / 255
-    columns = {"input 32x32": nearest_upscale(image, 4), "bicubic": bicubic_upscale(image, 4),
-               "CNN": load_model("cnn").model(image)}  # fmt: skip
+    columns = baseline_columns(image, input_label="input 32x32")
     for name, vae in vaes.items():
         samples = sample_super_resolutions(vae, image, 4)
         columns[f"{name} sample 0"] = samples[0]
