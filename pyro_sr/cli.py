@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from pyro_sr.data.augment import AUGMENTATION_HELP, AUGMENTATIONS
 from pyro_sr.data.degradation import DEGRADATIONS, SUPPORTED_SCALES, Degradation
 from pyro_sr.diagnostics.report import DiagnoseConfig as DiagnoseDefaults
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
@@ -66,6 +67,11 @@ def _seed(seed: int) -> None:
     pyro.set_rng_seed(seed)
 
 
+def _augmentations(names: list[str] | None) -> tuple[str, ...] | None:
+    """``--augment`` as a tuple; ``none`` turns augmentation off; unset keeps the recipe's."""
+    return None if names is None else tuple(name for name in names if name != "none")
+
+
 def cmd_fit_cnn(args: argparse.Namespace) -> int:
     from pyro_sr.training.cnn import TRAIN_PRESETS, fit_cnn
     from pyro_sr.training.data import training_data
@@ -74,7 +80,8 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
     degradation = _degradation(args)
     preset = TRAIN_PRESETS[args.recipe or ("paper" if args.arch == "seed" else "default")]
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
-                                   ("seed", args.seed), ("precision", args.precision), ("flips", args.flips))
+                                   ("seed", args.seed), ("precision", args.precision),
+                                   ("augment", _augmentations(args.augment)))
                  if v is not None}  # fmt: skip
     train_config = replace(preset, **overrides)
     model_config = CNNConfig(arch=args.arch, scale=args.scale, channels=args.channels, blocks=args.blocks)
@@ -161,11 +168,19 @@ def cmd_fit_vae(args: argparse.Namespace) -> int:
 
 def cmd_fit_hvae(args: argparse.Namespace) -> int:
     from pyro_sr.models.hvae import HierarchicalVAE
+    from pyro_sr.pretrained import load_model
 
     model_config = HVAEConfig(scale=args.scale, channels=args.channels, lr_blocks=args.lr_blocks,
                               latent_channels=args.latent_channels, groups_per_scale=args.groups_per_scale,
                               blocks_per_group=args.blocks_per_group)  # fmt: skip
-    return _fit_svi(args, lambda: HierarchicalVAE(model_config), "hvae")
+    if args.base is None:
+        return _fit_svi(args, lambda: HierarchicalVAE(model_config), "hvae")
+    base = load_model(args.base)
+    if base.kind != "cnn":
+        raise ValueError(f"--base must be a CNN, but {args.base} is a {base.kind}")
+    if base.degradation != _degradation(args):
+        raise ValueError(f"--base {args.base} was trained for another degradation ({base.degradation})")
+    return _fit_svi(args, lambda: HierarchicalVAE.refining(base.model, model_config), "hvae")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -255,6 +270,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something: not for unset options, flags, or helps that name their own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyro-sr", description="Probabilistic image super-resolution in Pyro.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -276,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cnn",
         parents=[common, fit_common],
         help="train a CNN super-resolver with MSE",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     cnn.add_argument("--arch", default="resnet", choices=CNN_ARCHS, help="seed: the paper's CNN; resnet: ours")
     cnn.add_argument(
@@ -286,12 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     cnn.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     cnn.add_argument("--lr", type=float, help="override the recipe's learning rate")
     cnn.add_argument("--seed", type=int, help="override the recipe's seed")
-    cnn.add_argument(
-        "--flips",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="random left-right mirroring (default: on for the default recipe, off for paper)",
-    )
+    cnn.add_argument("--augment", nargs="+", choices=("none", *AUGMENTATIONS), metavar="NAME",
+                     help=f"exact augmentations, LR recomputed ({AUGMENTATION_HELP}; none: off); "
+                          "default: hflip for the default recipe, none for paper")  # fmt: skip
     cnn.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed-precision autocast (default: fp32)")
     cnn.add_argument("--channels", type=int, default=CNNConfig.channels, help="resnet width")
     cnn.add_argument("--blocks", type=int, default=CNNConfig.blocks, help="resnet residual blocks")
@@ -310,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     svi.add_argument("--seed", type=int, default=0)
 
     vae = fit_sub.add_parser("vae", parents=[common, fit_common, svi], help="fit the conditional VAE with SVI",
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+                             formatter_class=_HelpFormatter)  # fmt: skip
     vae.add_argument("--preset", default="default", choices=("default", "paper"),
                      help="paper: the paper's VAE (linear 192-d prior, decoder from z alone, sigma 0.01)")  # fmt: skip
     vae.add_argument("--latent-channels", type=int, help="override the preset's latent channels per LR pixel")
@@ -320,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     hvae = fit_sub.add_parser("hvae", parents=[common, fit_common, svi],
                               help="fit the hierarchical VAE (spatial latent groups, coarse to fine) with SVI",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+                              formatter_class=_HelpFormatter)  # fmt: skip
     hvae.add_argument("--channels", type=int, default=HVAEConfig.channels, help="LR-grid width, halved per 2x step")
     hvae.add_argument("--lr-blocks", type=int, default=HVAEConfig.lr_blocks, help="residual blocks of the LR encoder")
     hvae.add_argument("--latent-channels", type=int, default=HVAEConfig.latent_channels, help="latent channels/group")
@@ -330,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="residual blocks after each group")  # fmt: skip
     hvae.add_argument("--group-kl-weights", type=float, nargs="+", metavar="W",
                       help="multiply each latent group's KL factor (z1 first), e.g. 1 1 1 2; unset: all 1")  # fmt: skip
+    hvae.add_argument("--base", metavar="CNN",
+                      help="refine this trained CNN's prediction (bundled name or checkpoint; kept frozen) instead "
+                           "of bicubic upsampling")  # fmt: skip
     hvae.set_defaults(func=cmd_fit_hvae)
 
     sample_args = argparse.ArgumentParser(add_help=False)

@@ -92,11 +92,12 @@ def export_weights(checkpoint_path: str | Path, out_path: str | Path, metrics: d
     """Write inference-only weights (no optimizer or RNG state) with metadata and the measured metrics."""
     checkpoint = load_checkpoint(checkpoint_path)
     meta = dict(checkpoint.get("meta", {}))
-    meta.update(
-        epochs=checkpoint.get("epoch"),
-        train_config=checkpoint.get("train_config") or checkpoint.get("svi_config"),
-        history=checkpoint.get("history"),
-        metrics=metrics or {},
-    )
+    training = {
+        "epochs": checkpoint.get("epoch"),
+        "train_config": checkpoint.get("train_config") or checkpoint.get("svi_config"),
+        "history": checkpoint.get("history"),
+    }
+    # Exporting already exported weights (no training state left) keeps the record they carry.
+    meta.update({key: value for key, value in training.items() if value is not None}, metrics=metrics or {})
     payload = {"kind": checkpoint["kind"], "model_config": checkpoint["model_config"], "model": checkpoint["model"]}
     save_checkpoint({**payload, "meta": meta}, out_path)

@@ -118,16 +118,51 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
     assert calls == [(str(tmp_path), False, True)]
 
 
-def test_random_flips_mirror_hr_and_recompute_lr():
-    from pyro_sr.data.datasets import RandomFlips
+def _augmented(names, n=16):
+    from pyro_sr.data.augment import AugmentedPairs
 
     degradation = Degradation()
-    pairs = PairedImages.from_hr(load_bundled_sample()[:16], degradation)
-    ((lr, hr),) = RandomFlips(pairs, degradation).batches(16, shuffle=False, generator=torch.Generator().manual_seed(0))
-    original = pairs.hr.float() / 255
-    mirrored = (hr - original.flip(-1)).abs().flatten(1).amax(1) == 0
-    unchanged = (hr - original).abs().flatten(1).amax(1) == 0
+    pairs = PairedImages.from_hr(load_bundled_sample()[:n], degradation)
+    ((lr, hr),) = AugmentedPairs(pairs, degradation, names).batches(n, False, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(lr, degradation(hr))  # every pair is an exact (degrade(x), x)
+    return pairs.hr.float() / 255, hr
+
+
+def _same(a, b):
+    return (a - b).abs().flatten(1).amax(1) == 0
+
+
+def test_hflip_mirrors_some_images_and_recomputes_lr():
+    original, hr = _augmented(["hflip"])
+    mirrored, unchanged = _same(hr, original.flip(-1)), _same(hr, original)
     assert (mirrored | unchanged).all() and 0 < int(mirrored.sum()) < 16
-    torch.testing.assert_close(lr, degradation(hr))
-    # Mirroring the LR instead would be wrong: the sampling grid is not mirror-symmetric.
-    assert (degradation(original.flip(-1)) - pairs.lr.flip(-1)).abs().max() > 1e-3
+
+
+def test_dihedral_and_rgb_give_each_image_one_of_its_48_variants():
+    original, hr = _augmented(["dihedral", "rgb"])
+    perms = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
+    variants = []
+    for transpose in (False, True):
+        for k in range(4):
+            x = original.transpose(-1, -2) if transpose else original
+            x = torch.rot90(x, k, (-2, -1))
+            variants += [x[:, list(p)] for p in perms]
+    matches = torch.stack([_same(hr, v) for v in variants])  # (48, N)
+    assert (matches.sum(0) >= 1).all()
+    assert len(set(matches.float().argmax(0).tolist())) > 4  # the draws differ between images
+
+
+def test_bad_augmentations_are_refused():
+    from pyro_sr.data.augment import augment_hr, check_augmentations
+
+    with pytest.raises(ValueError, match="unknown augmentation 'cutout'"):
+        check_augmentations(["hflip", "cutout"])
+    with pytest.raises(ValueError, match="square"):
+        augment_hr(torch.zeros(2, 3, 8, 12), ["dihedral"])
+
+
+def test_old_checkpoints_flips_flag_reads_as_hflip():
+    from pyro_sr.training.cnn import TrainConfig
+
+    assert TrainConfig.from_dict({"epochs": 3, "flips": True}).augment == ("hflip",)
+    assert TrainConfig.from_dict({"epochs": 3, "flips": False}).augment == ()

@@ -233,3 +233,40 @@ def test_group_kl_weights_reach_each_group_and_are_checked(tmp_path, pairs, monk
         fit_vae(seeded_hvae(), "hvae", SVIConfig(epochs=1, group_kl_weights=(1, 2)), pairs[0], None,
                 tmp_path / "bad", progress=False)  # fmt: skip
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_cnn_base_is_refined_frozen_and_survives_the_checkpoint(tmp_path, pairs, recwarn):
+    from pyro_sr.models.cnn import CNNConfig, build_cnn
+    from pyro_sr.pretrained import load_model
+
+    train, val = pairs
+    torch.manual_seed(0)
+    cnn = build_cnn(CNNConfig(channels=8, blocks=1))
+    pyro.set_rng_seed(0)
+    vae = HierarchicalVAE.refining(cnn, TINY)
+    assert vae.config.base == cnn.config.to_dict()
+    base_before = {k: v.clone() for k, v in vae.base_cnn.state_dict().items()}
+    lr = val.lr[:2]
+    with torch.no_grad():  # with a zero output layer the mean is exactly the CNN's prediction
+        vae.output.weight.zero_()
+        vae.output.bias.zero_()
+    model_trace, guide_trace = traces(vae, lr, val.hr[:2].float() / 255)
+    torch.testing.assert_close(model_trace.nodes["sr"]["value"], cnn(lr).detach())
+    assert [n for n in guide_trace.nodes if n.startswith("z")] == vae.site_names
+    fit_vae(vae, "hvae", SVIConfig(epochs=1, batch_size=16), train, val, tmp_path, progress=False)
+    assert not any("param store" in str(w.message) for w in recwarn)  # frozen on purpose, not warned about
+    assert all(torch.equal(base_before[k], v) for k, v in vae.base_cnn.state_dict().items())
+    assert not any("base_cnn" in name for name in pyro.get_param_store().keys())
+    loaded = load_model(tmp_path)
+    torch.testing.assert_close(loaded.model.base(lr), cnn(lr).detach())
+    with pytest.raises(ValueError, match="base CNN upscales x2"):
+        HVAEConfig(base=CNNConfig(scale=2).to_dict())
+
+
+def test_cli_base_must_be_a_cnn_of_the_same_degradation(tmp_path, capsys):
+    fit = ["fit", "hvae", "--data", "sample", "--epochs", "1", "--out", str(tmp_path / "run")]
+    assert main([*fit, "--base", "vae"]) == 2
+    assert main([*fit, "--base", "cnn", "--sigma", "1.5"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "must be a CNN" in errors[0] and "another degradation" in errors[1]
+    assert not (tmp_path / "run").exists()

@@ -146,33 +146,6 @@ class PairedImages:
             yield self.lr[idx].to(device), to_float(self.hr[idx].to(device))
 
 
-class RandomFlips:
-    """Training data with each HR image mirrored left-right with probability 1/2 and its LR input recomputed.
-
-    The LR is degraded again rather than mirrored because the sampling grid (offset ``scale // 2``) is not
-    mirror-symmetric: mirroring an LR image would pair it with the wrong HR pixels.
-    """
-
-    def __init__(self, data: PairedImages | ImageFolderCrops, degradation: Degradation):
-        self.data = data
-        self.degradation = degradation
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def batches(
-        self,
-        batch_size: int,
-        shuffle: bool = True,
-        generator: torch.Generator | None = None,
-        device: torch.device | str = "cpu",
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for _, hr in self.data.batches(batch_size, shuffle, generator, device):
-            flip = (torch.rand(len(hr), generator=generator) < 0.5).to(hr.device).view(-1, 1, 1, 1)
-            hr = torch.where(flip, hr.flip(-1), hr)
-            yield self.degradation(hr), hr
-
-
 class ImageFolderCrops:
     """Random HR crops from a folder of the user's own images, degraded on the fly; fresh crops every epoch."""
 

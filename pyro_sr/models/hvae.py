@@ -7,9 +7,12 @@ A top-down path starts from features of the LR image on its own grid and doubles
 latents: a group's prior comes from the top-down state, its posterior from that state together with bottom-up
 features of the HR image at the same resolution (ladder / bidirectional inference, as in NVAE and VDVAE), written
 relative to the prior (posterior loc = prior loc + shift, scale = prior scale x factor). The sample is added back
-into the state, so later groups and the output see it. The output is a residual over bicubic upsampling of the LR
-image, with a Normal likelihood of learned per-channel scale. Everything is convolutional, so any image whose
-side is divisible by the scale works, and 2x / 4x / 8x differ only in the number of resolutions.
+into the state, so later groups and the output see it. The output is a residual over a deterministic base
+prediction, with a Normal likelihood of learned per-channel scale. The base is bicubic upsampling of the LR image,
+or a frozen, already trained CNN (``HVAEConfig.base``): the latents then only have to describe what the CNN's
+MMSE prediction leaves open (predict-and-refine), so the mean of the samples starts from the CNN's quality.
+Everything is convolutional, so any image whose side is divisible by the scale works, and 2x / 4x / 8x differ
+only in the number of resolutions.
 
 Model and guide share the sites ``z1`` ... ``zL`` (coarse to fine) and ``hr`` under the plate ``images``. Each
 latent site sits in its own ``kl_weight`` (``poutine.scale``) in model and guide, so each group's KL can be
@@ -23,8 +26,9 @@ which ``TraceMeanField_ELBO``'s analytic per-group KL (given the sampled parents
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import pyro
 import pyro.distributions as dist
@@ -33,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyro_sr.models.blocks import LREncoder, ResidualBlock, conv3x3, split_loc_scale
+from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.models.kl_weight import kl_weight
 
 
@@ -47,6 +52,7 @@ class HVAEConfig:
     latent_channels: int = 8  # per group
     groups_per_scale: tuple[int, ...] | None = None  # LR grid first, HR grid last; None: 2 on the LR grid, then 1
     blocks_per_group: int = 1  # residual blocks of the top-down state after each group
+    base: dict | None = None  # CNNConfig (as a dict) of the frozen CNN the output refines; None: bicubic
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 8):
@@ -64,6 +70,8 @@ class HVAEConfig:
                              f"{list(self.groups_per_scale)}")  # fmt: skip
         if min(self.channels, self.min_channels, self.latent_channels, self.lr_blocks, self.blocks_per_group) < 1:
             raise ValueError("channels, latent channels and block counts must be >= 1")
+        if self.base is not None and CNNConfig(**self.base).scale != self.scale:
+            raise ValueError(f"the base CNN upscales x{self.base['scale']}, the VAE x{self.scale}")
 
     @property
     def num_groups(self) -> int:
@@ -146,10 +154,18 @@ class HierarchicalVAE(nn.Module):
         self.output = conv3x3(widths[-1], 3)
         with torch.no_grad():
             self.output.weight.mul_(0.1)
-        # Bottom-up path of the guide: HR residual over bicubic and the bicubic image, from the HR grid down.
+        # Bottom-up path of the guide: HR residual over the base prediction and that prediction, HR grid down.
         self.hr_encoder = nn.Sequential(conv3x3(6, widths[-1]), nn.ReLU(), ResidualBlock(widths[-1], depth))
         self.downsample = nn.ModuleList(Downsample2x(widths[r + 1], widths[r], depth) for r in range(resolutions - 1))
         self.log_hr_scale = nn.Parameter(torch.full((3,), -3.0))
+        self.base_cnn = None if config.base is None else build_cnn(CNNConfig(**config.base)).requires_grad_(False)
+
+    @classmethod
+    def refining(cls, cnn: nn.Module, config: HVAEConfig = HVAEConfig()) -> HierarchicalVAE:
+        """A new VAE whose output refines the prediction of the trained ``cnn`` (kept frozen)."""
+        vae = cls(replace(config, base=cnn.config.to_dict()))
+        vae.base_cnn.load_state_dict(cnn.state_dict())
+        return vae
 
     @property
     def site_names(self) -> list[str]:
@@ -170,12 +186,22 @@ class HierarchicalVAE(nn.Module):
             raise ValueError(f"expected one KL weight per latent group ({self.config.num_groups}), got {len(betas)}")
         return betas
 
-    def bicubic(self, lr: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+    def base(self, lr: torch.Tensor) -> torch.Tensor:
+        """The deterministic prediction that the latents refine: bicubic, or the frozen base CNN's output."""
+        if self.base_cnn is None:
+            return F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+        with torch.no_grad():
+            return self.base_cnn(lr)
+
+    def _register(self) -> None:
+        """``pyro.module`` for the trainable parameters; the frozen base CNN is left out on purpose."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*was not registered in the param store")
+            pyro.module("hvae", self)
 
     def bottom_up(self, lr: torch.Tensor, hr: torch.Tensor) -> list[torch.Tensor]:
         """HR features at each resolution of the top-down path, LR grid first."""
-        upsampled = self.bicubic(lr)
+        upsampled = self.base(lr)
         features = [self.hr_encoder(torch.cat([hr - upsampled, upsampled - 0.5], 1))]
         for down in reversed(self.downsample):
             features.append(down(features[-1]))
@@ -209,11 +235,11 @@ class HierarchicalVAE(nn.Module):
         temperature: float = 1.0,
     ):
         self._check(lr, hr)
-        pyro.module("hvae", self)
+        self._register()
         betas = self._betas(beta)
         with pyro.plate("images", lr.shape[0]):
             state = self._top_down(lr, None, betas, temperature)
-            sr = pyro.deterministic("sr", self.bicubic(lr) + self.output(state), event_dim=3)
+            sr = pyro.deterministic("sr", self.base(lr) + self.output(state), event_dim=3)
             hr_scale = self.log_hr_scale.exp().view(1, 3, 1, 1).expand_as(sr)
             # p(HR | z_1..z_L, LR)
             return pyro.sample("hr", dist.Normal(sr, hr_scale).to_event(3), obs=hr)
@@ -226,7 +252,7 @@ class HierarchicalVAE(nn.Module):
         temperature: float = 1.0,
     ):
         self._check(lr, hr)
-        pyro.module("hvae", self)
+        self._register()
         betas = self._betas(beta)
         with pyro.plate("images", lr.shape[0]):
             self._top_down(lr, self.bottom_up(lr, hr), betas, temperature)

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pyro_sr.data.datasets import ImageFolderCrops, PairedImages, RandomFlips
+from pyro_sr.data.augment import AugmentedPairs, check_augmentations
+from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.training.device import resolve_device
@@ -42,7 +43,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     seed: int = 0
     precision: str = "fp32"  # fp32 | bf16 (autocast; about 2x faster on CPUs with AVX512-BF16 and on GPUs)
-    flips: bool = False  # random left-right mirroring of the training images (LR recomputed)
+    augment: tuple[str, ...] = ()  # exact augmentations of the training images (data/augment.py), LR recomputed
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "sgd"):
@@ -53,12 +54,21 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose cosine or constant")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError("epochs and batch size must be >= 1 and the learning rate > 0")
+        object.__setattr__(self, "augment", check_augmentations(self.augment))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Read a checkpoint's config; runs from before ``augment`` stored ``flips: bool`` (left-right only)."""
+        values = dict(values)
+        if "flips" in values:
+            values["augment"] = ("hflip",) if values.pop("flips") else ()
+        return cls(**values)
 
 
 TRAIN_PRESETS = {
     # The paper's recipe: MSE, SGD lr 1e-3 momentum 0.9, batch 4, 2 epochs.
     "paper": TrainConfig(epochs=2, batch_size=4, optimizer="sgd", lr=1e-3, schedule="constant", grad_clip=None),
-    "default": TrainConfig(flips=True),
+    "default": TrainConfig(augment=("hflip",)),
 }
 
 
@@ -106,12 +116,12 @@ def fit_cnn(
     """Train a CNN with MSE; returns the per-epoch log (also written to ``run_dir/log.jsonl``). The checkpoint
     of the lowest validation MSE so far is also kept as ``run_dir/best.pt``.
 
-    ``degradation`` (the paper's operator by default) recomputes LR inputs when ``flips`` augments the data."""
+    ``degradation`` (the paper's operator by default) recomputes LR inputs when ``augment`` transforms the data."""
     run_dir = Path(run_dir)
     dev = resolve_device(device)
     state = open_run(run_dir, resume, "cnn", model_config.to_dict())
     if state is not None:
-        train_config = replace(TrainConfig(**state["train_config"]), epochs=train_config.epochs)
+        train_config = replace(TrainConfig.from_dict(state["train_config"]), epochs=train_config.epochs)
 
     torch.manual_seed(train_config.seed)
     model = build_cnn(model_config).to(dev, memory_format=torch.channels_last)
@@ -129,8 +139,9 @@ def fit_cnn(
         torch.set_rng_state(state["rng"]["torch"])
         history, start_epoch = state["history"], state["epoch"]
 
-    if train_config.flips:
-        train_data = RandomFlips(train_data, degradation or Degradation(scale=model_config.scale))
+    if train_config.augment:
+        degradation = degradation or Degradation(scale=model_config.scale)
+        train_data = AugmentedPairs(train_data, degradation, train_config.augment)
     for epoch in range(start_epoch + 1, train_config.epochs + 1):
         model.train()
         started, seen, loss_sum = time.perf_counter(), 0, 0.0
