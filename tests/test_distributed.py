@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.inference.distributed import ELBOLoss, from_environment
+from pyro_sr.inference.distributed import Distributed, ELBOLoss, from_environment, setup
 from pyro_sr.inference.svi import SVIConfig, fit_vae
 from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
 
@@ -65,7 +65,7 @@ def fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
     pyro.set_rng_seed(0)
     vae = ConditionalVAE(TINY)
     fit_vae(vae, "cvae", SVIConfig(epochs=1, batch_size=4), data.subset(torch.arange(40)),
-            data.subset(torch.arange(40, 48)), f"{out}/run", progress=False)  # fmt: skip
+            data.subset(torch.arange(40, 48)), f"{out}/run", device="cpu", progress=False)  # fmt: skip
     torch.save(vae.state_dict(), f"{out}/params{rank}.pt")
     torch_dist.destroy_process_group()
 
@@ -109,3 +109,9 @@ def test_environment_is_read_like_torchrun_sets_it(monkeypatch):
     monkeypatch.setenv("RANK", "4")
     with pytest.raises(ValueError, match="bad torchrun environment"):
         from_environment()
+
+
+def test_a_process_without_a_gpu_of_its_own_is_refused_before_joining():
+    rank = Distributed(rank=1, world_size=2, local_rank=torch.cuda.device_count())  # one more than there are
+    with pytest.raises(ValueError, match="has no GPU"):
+        setup(rank, torch.device("cuda"))

@@ -57,6 +57,10 @@ def from_environment() -> Distributed:
 def setup(dist: Distributed, device: torch.device) -> torch.device:
     """Join the process group (``nccl`` on GPUs, ``gloo`` on CPU) and return this rank's device."""
     if device.type == "cuda":
+        if dist.local_rank >= torch.cuda.device_count():
+            visible = torch.cuda.device_count()
+            raise ValueError(f"process {dist.local_rank} of this machine has no GPU ({visible} visible): "
+                             "start one process per GPU (torchrun --nproc-per-node), or use --device cpu")  # fmt: skip
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     if not torch_dist.is_initialized():
