@@ -69,7 +69,11 @@ def _seed(seed: int) -> None:
 
 def _augmentations(names: list[str] | None) -> tuple[str, ...] | None:
     """``--augment`` as a tuple; ``none`` turns augmentation off; unset keeps the recipe's."""
-    return None if names is None else tuple(name for name in names if name != "none")
+    if names is None:
+        return None
+    if "none" in names and len(names) > 1:
+        raise ValueError("--augment none cannot be combined with other augmentations")
+    return tuple(name for name in names if name != "none")
 
 
 def cmd_fit_cnn(args: argparse.Namespace) -> int:
