@@ -191,7 +191,8 @@ def main() -> int:
             for name, s in ((n, training_summary(n)) for n in bundled)
         ],  # fmt: skip
         "",
-        "Hardware: the bundled weights were trained on a 2-core CPU (no GPU was available).",
+        "Hardware: the bundled weights were trained on a 2-core CPU; the hvae training time excludes that of the "
+        "cnn it refines. GPU runs: training.md.",
         "",
         "## Figures",
         "",
