@@ -270,3 +270,25 @@ def test_cli_base_must_be_a_cnn_of_the_same_degradation(tmp_path, capsys):
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "must be a CNN" in errors[0] and "another degradation" in errors[1]
     assert not (tmp_path / "run").exists()
+
+
+def test_the_base_cnn_runs_once_per_svi_step_and_never_gives_a_stale_output(pairs):
+    from pyro_sr.models.cnn import CNNConfig, build_cnn
+
+    _, val = pairs
+    torch.manual_seed(0)
+    vae = HierarchicalVAE.refining(build_cnn(CNNConfig(channels=8, blocks=1)), TINY)
+    calls = []
+    vae.base_cnn.register_forward_hook(lambda *_: calls.append(1))
+    lr, hr = val.lr[:4].clone(), val.hr[:4].float() / 255
+    svi = pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), TraceMeanField_ELBO())
+    svi.step(lr, hr)
+    assert len(calls) == 1  # guide and model share one CNN forward
+    before = vae.base(lr)
+    lr.mul_(0.5)  # changed in place: recomputed
+    torch.testing.assert_close(vae.base(lr), vae.base_cnn(lr).detach())
+    assert not torch.equal(vae.base(lr), before) and len(calls) == 3
+    state = {k: v.clone() for k, v in vae.state_dict().items()}
+    state["base_cnn.tail.bias"] += 1.0  # new weights: recomputed
+    vae.load_state_dict(state)
+    torch.testing.assert_close(vae.base(lr), vae.base_cnn(lr).detach())
