@@ -13,6 +13,7 @@ import torch
 from pyro_sr.data.augment import AUGMENTATION_HELP, AUGMENTATIONS
 from pyro_sr.data.degradation import DEGRADATIONS, SUPPORTED_SCALES, Degradation
 from pyro_sr.diagnostics.report import DiagnoseConfig as DiagnoseDefaults
+from pyro_sr.inference.self_ensemble import ENSEMBLE_HELP
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
 from pyro_sr.models.hvae import HVAEConfig
 from pyro_sr.training.cnn import TrainingError
@@ -76,19 +77,46 @@ def _augmentations(names: list[str] | None) -> tuple[str, ...] | None:
     return tuple(name for name in names if name != "none")
 
 
+def _trained_cnn(spec: str, flag: str, degradation: Degradation):
+    """A trained CNN for ``flag`` (bundled name or checkpoint), refused unless it was trained for ``degradation``."""
+    from pyro_sr.pretrained import load_model
+
+    loaded = load_model(spec)
+    if loaded.kind != "cnn":
+        raise ValueError(f"{flag} must be a CNN, but {spec} is a {loaded.kind}")
+    if loaded.degradation != degradation:
+        raise ValueError(f"{flag} {spec} was trained for another degradation ({loaded.degradation})")
+    return loaded
+
+
+def _cnn_config(args: argparse.Namespace, init_config: CNNConfig | None) -> CNNConfig:
+    """The architecture from the flags, or from ``--init``'s checkpoint; flags that contradict it are refused."""
+    given = {"arch": args.arch, "channels": args.channels, "blocks": args.blocks}
+    if init_config is None:
+        defaults = CNNConfig()
+        given = {key: getattr(defaults, key) if value is None else value for key, value in given.items()}
+        return CNNConfig(scale=args.scale, **given)
+    for key, value in given.items():
+        if value is not None and value != getattr(init_config, key):
+            raise ValueError(f"--{key} {value} contradicts --init {args.init}, which has {key} "
+                             f"{getattr(init_config, key)}")  # fmt: skip
+    return init_config
+
+
 def cmd_fit_cnn(args: argparse.Namespace) -> int:
     from pyro_sr.training.cnn import TRAIN_PRESETS, fit_cnn
     from pyro_sr.training.data import training_data
 
     _set_threads(args.threads)
     degradation = _degradation(args)
-    preset = TRAIN_PRESETS[args.recipe or ("paper" if args.arch == "seed" else "default")]
+    init = _trained_cnn(args.init, "--init", degradation) if args.init else None
+    model_config = _cnn_config(args, init and init.model.config)
+    preset = TRAIN_PRESETS[args.recipe or ("paper" if model_config.arch == "seed" else "default")]
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("seed", args.seed), ("precision", args.precision),
                                    ("augment", _augmentations(args.augment)))
                  if v is not None}  # fmt: skip
     train_config = replace(preset, **overrides)
-    model_config = CNNConfig(arch=args.arch, scale=args.scale, channels=args.channels, blocks=args.blocks)
     train, val = training_data(
         args.data, degradation, args.data_dir, args.download, args.val_size, args.crops_per_epoch
     )
@@ -103,6 +131,7 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
         meta=_run_meta(args, degradation),
         degradation=degradation,
         progress=not args.quiet,
+        init_weights=init and init.model.state_dict(),
     )
     if history:
         print(json.dumps(history[-1]))
@@ -122,7 +151,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         pairs = pairs.subset(torch.arange(min(args.limit, len(pairs))))
     num_samples = args.num_samples or DEFAULT_SAMPLES
     rows = evaluate_models(
-        args.checkpoints, pairs, degradation, args.device, num_samples, args.temperature, args.lr_consistent
+        args.checkpoints,
+        pairs,
+        degradation,
+        args.device,
+        num_samples,
+        args.temperature,
+        args.lr_consistent,
+        args.self_ensemble,
     )
     print(format_table(rows))
     if args.out:
@@ -172,18 +208,13 @@ def cmd_fit_vae(args: argparse.Namespace) -> int:
 
 def cmd_fit_hvae(args: argparse.Namespace) -> int:
     from pyro_sr.models.hvae import HierarchicalVAE
-    from pyro_sr.pretrained import load_model
 
     model_config = HVAEConfig(scale=args.scale, channels=args.channels, lr_blocks=args.lr_blocks,
                               latent_channels=args.latent_channels, groups_per_scale=args.groups_per_scale,
                               blocks_per_group=args.blocks_per_group)  # fmt: skip
     if args.base is None:
         return _fit_svi(args, lambda: HierarchicalVAE(model_config), "hvae")
-    base = load_model(args.base)
-    if base.kind != "cnn":
-        raise ValueError(f"--base must be a CNN, but {args.base} is a {base.kind}")
-    if base.degradation != _degradation(args):
-        raise ValueError(f"--base {args.base} was trained for another degradation ({base.degradation})")
+    base = _trained_cnn(args.base, "--base", _degradation(args))
     return _fit_svi(args, lambda: HierarchicalVAE.refining(base.model, model_config), "hvae")
 
 
@@ -222,7 +253,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     _seed(args.seed)
     for path in upscale_files(args.images, args.model, args.out, scale=args.scale, device=args.device,
                               tile=args.tile, num_samples=args.num_samples, temperature=args.temperature,
-                              lr_consistent=args.lr_consistent):  # fmt: skip
+                              lr_consistent=args.lr_consistent, ensemble=args.self_ensemble):  # fmt: skip
         print(path)
     return 0
 
@@ -306,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a CNN super-resolver with MSE",
         formatter_class=_HelpFormatter,
     )
-    cnn.add_argument("--arch", default="resnet", choices=CNN_ARCHS, help="seed: the paper's CNN; resnet: ours")
+    cnn.add_argument("--arch", choices=CNN_ARCHS, help="seed: the paper's CNN; resnet: ours (default: resnet)")
     cnn.add_argument(
         "--recipe", choices=("paper", "default"), help="training preset (default: paper for seed, default for resnet)"
     )
@@ -318,8 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"exact augmentations, LR recomputed ({AUGMENTATION_HELP}; none: off); "
                           "default: hflip for the default recipe, none for paper")  # fmt: skip
     cnn.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed-precision autocast (default: fp32)")
-    cnn.add_argument("--channels", type=int, default=CNNConfig.channels, help="resnet width")
-    cnn.add_argument("--blocks", type=int, default=CNNConfig.blocks, help="resnet residual blocks")
+    cnn.add_argument("--channels", type=int, help=f"resnet width (default: {CNNConfig.channels})")
+    cnn.add_argument("--blocks", type=int, help=f"resnet residual blocks (default: {CNNConfig.blocks})")
+    cnn.add_argument("--init", metavar="CNN",
+                     help="start from this trained CNN's weights (bundled name or checkpoint; its architecture), "
+                          "with a fresh optimizer and schedule: fine-tuning, or a warm restart")  # fmt: skip
     cnn.set_defaults(func=cmd_fit_cnn)
 
     svi = argparse.ArgumentParser(add_help=False)
@@ -384,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_degradation_args(ev)
     ev.add_argument("--limit", type=int, help="only the first N images")
     ev.add_argument("--out", type=Path, help="also write the table as JSON here")
+    ev.add_argument("--self-ensemble", action="store_true",
+                    help=f"score CNNs averaged over the degradation's exact symmetries ({ENSEMBLE_HELP})")  # fmt: skip
     ev.set_defaults(func=cmd_evaluate)
 
     up = sub.add_parser("upscale", parents=[common, sample_args], help="super-resolve image files")
@@ -392,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, help="expected model scale")
     up.add_argument("--tile", type=int, default=128, help="LR tile size that bounds memory (default: %(default)s)")
     up.add_argument("--out", type=Path, required=True, help="output folder; writes OUT/<stem>.png")
+    up.add_argument("--self-ensemble", action="store_true",
+                    help=f"CNNs: average over the degradation's exact symmetries ({ENSEMBLE_HELP})")  # fmt: skip
     up.set_defaults(func=cmd_upscale)
 
     lk = sub.add_parser(

@@ -169,3 +169,32 @@ def test_fit_cnn_augment_choices_reach_the_checkpoint(tmp_path, capsys):
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["train_config"]["augment"] == ()
     assert main([*fit, "--augment", "none", "rgb", "--out", str(tmp_path / "c")]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+
+
+def test_self_ensemble_is_scored_and_written_for_cnns_and_refused_for_vaes(tiny_run, photos, tmp_path, capsys):
+    assert main(["evaluate", "--data", "sample", "--limit", "8", str(tiny_run), "--self-ensemble"]) == 0
+    assert f"| {tiny_run.name} + self-ensemble (12) |" in capsys.readouterr().out
+    image = str(photos / "rgb.png")
+    assert main(["upscale", image, "--model", str(tiny_run), "--self-ensemble", "--out", str(tmp_path / "a")]) == 0
+    with Image.open(tmp_path / "a" / "rgb.png") as sr:
+        assert sr.size == (52, 36)
+    capsys.readouterr()
+    assert main(["upscale", image, "--model", "vae", "--self-ensemble", "--out", str(tmp_path / "b")]) == 2
+    assert "applies to deterministic CNNs" in error_line(capsys)
+    assert not (tmp_path / "b").exists()
+
+
+def test_fit_cnn_init_starts_from_the_weights_and_refuses_mismatches(tiny_run, tmp_path, capsys):
+    fit = ["fit", "cnn", "--data", "sample", "--epochs", "1", "--batch-size", "32", "--quiet", "--init"]
+    assert main([*fit, str(tiny_run), "--lr", "1e-12", "--out", str(tmp_path / "warm")]) == 0
+    start = load_model(tiny_run).model.state_dict()
+    warm = load_model(tmp_path / "warm")
+    assert warm.model.config == load_model(tiny_run).model.config
+    assert all(torch.allclose(start[k], v, atol=1e-8) for k, v in warm.model.state_dict().items())
+    capsys.readouterr()
+    assert main([*fit, str(tiny_run), "--channels", "16", "--out", str(tmp_path / "c")]) == 2
+    assert "--channels 16 contradicts --init" in error_line(capsys)
+    assert main([*fit, "vae", "--out", str(tmp_path / "d")]) == 2
+    assert "--init must be a CNN" in error_line(capsys)
+    assert main([*fit, str(tiny_run), "--scale", "2", "--out", str(tmp_path / "e")]) == 2
+    assert "trained for another degradation" in error_line(capsys)

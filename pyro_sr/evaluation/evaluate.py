@@ -12,6 +12,7 @@ from pyro_sr.data.degradation import Degradation
 from pyro_sr.evaluation.metrics import SRMetrics
 from pyro_sr.inference.consistency import lr_consistent, project_to_lr
 from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
+from pyro_sr.inference.self_ensemble import degradation_symmetries, self_ensemble
 from pyro_sr.inference.upscale import Upscaler
 from pyro_sr.models.cnn import bicubic_upscale, nearest_upscale
 
@@ -55,10 +56,12 @@ def evaluate_models(
     num_samples: int = 16,
     temperature: float = 1.0,
     project: bool = False,
+    ensemble: bool = False,
 ) -> list[dict]:
     """Rows for nearest, bicubic and each checkpoint (a path or a bundled name); a VAE gives two rows, the mean
     of ``num_samples`` samples and single samples. With ``project`` every output is made LR-consistent
-    (``project_to_lr``) and the row names say so."""
+    (``project_to_lr``), with ``ensemble`` every CNN is self-ensembled (``self_ensemble``); the row names say
+    so."""
     from pyro_sr.pretrained import load_models
     from pyro_sr.training.device import resolve_device
 
@@ -70,6 +73,7 @@ def evaluate_models(
         return lr_consistent(upscaler, degradation) if project else upscaler
 
     suffix = " + projection" if project else ""
+    symmetries = degradation_symmetries(degradation)
     rows = [
         {
             "model": "nearest" + suffix,
@@ -84,7 +88,10 @@ def evaluate_models(
         params = sum(p.numel() for p in model.model.parameters())
         name = model.name + suffix
         if not model.probabilistic:
-            rows.append({"model": name, "params": params, **score(consistent(model.model), pairs, degradation, dev)})
+            upscaler = self_ensemble(model.model, symmetries) if ensemble else model.model
+            if ensemble:
+                name = f"{model.name} + self-ensemble ({len(symmetries)}){suffix}"
+            rows.append({"model": name, "params": params, **score(consistent(upscaler), pairs, degradation, dev)})
             continue
         of_mean, of_samples = score_samples(
             model.model, pairs, degradation, num_samples, temperature, dev, project=project

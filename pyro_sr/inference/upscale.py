@@ -13,6 +13,7 @@ from pyro_sr.data.datasets import to_float
 from pyro_sr.data.images import ImageError, load_rgb, save_png
 from pyro_sr.inference.consistency import project_to_lr
 from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
+from pyro_sr.inference.self_ensemble import degradation_symmetries, self_ensemble
 from pyro_sr.pretrained import LoadedModel, load_model
 from pyro_sr.training.device import resolve_device
 
@@ -49,13 +50,18 @@ def super_resolve(
     return out.clamp(0, 1)
 
 
-def upscaler_for(loaded: LoadedModel, num_samples: int | None = None, temperature: float = 1.0) -> Upscaler:
-    """LR -> SR for a CNN, or LR -> K samples (K, N, 3, H, W) for a VAE (K = 16 unless given)."""
+def upscaler_for(
+    loaded: LoadedModel, num_samples: int | None = None, temperature: float = 1.0, ensemble: bool = False
+) -> Upscaler:
+    """LR -> SR for a CNN, or LR -> K samples (K, N, 3, H, W) for a VAE (K = 16 unless given). ``ensemble``
+    averages a CNN over the exact symmetries of its degradation (``self_ensemble``)."""
     if loaded.probabilistic:
+        if ensemble:
+            raise ValueError(f"model {loaded.name!r} is a VAE; --self-ensemble applies to deterministic CNNs")
         return lambda lr: sample_super_resolutions(loaded.model, lr, num_samples or 16, temperature)
     if num_samples not in (None, 1):
         raise ValueError(f"model {loaded.name!r} is a deterministic CNN; --num-samples needs a VAE")
-    return loaded.model
+    return self_ensemble(loaded.model, degradation_symmetries(loaded.degradation)) if ensemble else loaded.model
 
 
 def upscale_files(
@@ -68,11 +74,13 @@ def upscale_files(
     num_samples: int | None = None,
     temperature: float = 1.0,
     lr_consistent: bool = False,
+    ensemble: bool = False,
 ) -> list[Path]:
     """Write ``out_dir/<stem>.png`` for each input image: the super-resolution of a CNN, or the mean of
     ``num_samples`` VAE samples together with ``<stem>_sample<k>.png`` and the per-pixel std ``<stem>_std.png``
     (normalised to the image's largest std). With ``lr_consistent`` every output is projected onto the images
-    whose degradation is the input (``project_to_lr``). Returns the written paths."""
+    whose degradation is the input (``project_to_lr``); ``ensemble`` self-ensembles a CNN. Returns the written
+    paths."""
     images = [Path(p) for p in images]
     stems = [p.stem for p in images]
     duplicated = sorted({s for s in stems if stems.count(s) > 1})
@@ -82,7 +90,7 @@ def upscale_files(
     loaded = load_model(model, dev)
     if scale is not None and scale != loaded.scale:
         raise ValueError(f"model {loaded.name!r} upscales x{loaded.scale}, not x{scale}")
-    upscaler = upscaler_for(loaded, num_samples, temperature)
+    upscaler = upscaler_for(loaded, num_samples, temperature, ensemble)
     out_dir = Path(out_dir)
     written = []
     for path in images:

@@ -112,11 +112,14 @@ def fit_cnn(
     meta: dict[str, Any] | None = None,
     progress: bool = True,
     degradation: Degradation | None = None,
+    init_weights: dict[str, torch.Tensor] | None = None,
 ) -> list[dict[str, float]]:
     """Train a CNN with MSE; returns the per-epoch log (also written to ``run_dir/log.jsonl``). The checkpoint
     of the lowest validation MSE so far is also kept as ``run_dir/best.pt``.
 
-    ``degradation`` (the paper's operator by default) recomputes LR inputs when ``augment`` transforms the data."""
+    ``degradation`` (the paper's operator by default) recomputes LR inputs when ``augment`` transforms the data.
+    ``init_weights`` (a state dict of the same architecture) starts a new run from trained weights; a resumed run
+    takes its weights from its checkpoint."""
     run_dir = Path(run_dir)
     dev = resolve_device(device)
     state = open_run(run_dir, resume, "cnn", model_config.to_dict())
@@ -124,7 +127,10 @@ def fit_cnn(
         train_config = replace(TrainConfig.from_dict(state["train_config"]), epochs=train_config.epochs)
 
     torch.manual_seed(train_config.seed)
-    model = build_cnn(model_config).to(dev, memory_format=torch.channels_last)
+    model = build_cnn(model_config)
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
+    model = model.to(dev, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, train_config)
     steps_per_epoch = math.ceil(len(train_data) / train_config.batch_size)
     scheduler = make_scheduler(optimizer, train_config, steps_per_epoch)
