@@ -53,7 +53,7 @@ def _degradation(args: argparse.Namespace) -> Degradation:
 
 def _run_meta(args: argparse.Namespace, degradation: Degradation) -> dict:
     """What a checkpoint records about its run: the degradation, the data and the command that made it."""
-    return {"degradation": vars(degradation), "data": args.data, "command": "pyro-sr " + " ".join(sys.argv[1:])}
+    return {"degradation": vars(degradation), "data": args.data, "command": args.command_line}
 
 
 def _set_threads(threads: int | None) -> None:
@@ -128,7 +128,7 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
         args.out,
         device=args.device,
         resume=args.resume,
-        meta=_run_meta(args, degradation),
+        meta={**_run_meta(args, degradation), **({"init": {"model": args.init, **init.meta}} if init else {})},
         degradation=degradation,
         progress=not args.quiet,
         init_weights=init and init.model.state_dict(),
@@ -481,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = "pyro-sr " + " ".join(argv)
     try:
         return args.func(args)
     except (ValueError, OSError, TrainingError) as err:

@@ -76,7 +76,7 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         name = path.parent.name if path.name == "checkpoint.pt" else path.stem if path.is_file() else path.name
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, device)
-    return LoadedModel(name, checkpoint["kind"], model, degradation_of(checkpoint), checkpoint.get("meta", {}))
+    return LoadedModel(name, checkpoint["kind"], model, degradation_of(checkpoint), training_record(checkpoint))
 
 
 def load_models(specs, device: str | torch.device, scale: int) -> list[LoadedModel]:
@@ -88,16 +88,20 @@ def load_models(specs, device: str | torch.device, scale: int) -> list[LoadedMod
     return loaded
 
 
-def export_weights(checkpoint_path: str | Path, out_path: str | Path, metrics: dict[str, Any] | None = None) -> None:
-    """Write inference-only weights (no optimizer or RNG state) with metadata and the measured metrics."""
-    checkpoint = load_checkpoint(checkpoint_path)
-    meta = dict(checkpoint.get("meta", {}))
+def training_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's metadata plus how it was trained (epochs, config, per-epoch history). Exported weights
+    carry these in ``meta`` already, training checkpoints at the top level; this reads both."""
     training = {
         "epochs": checkpoint.get("epoch"),
         "train_config": checkpoint.get("train_config") or checkpoint.get("svi_config"),
         "history": checkpoint.get("history"),
     }
-    # Exporting already exported weights (no training state left) keeps the record they carry.
-    meta.update({key: value for key, value in training.items() if value is not None}, metrics=metrics or {})
+    return {**checkpoint.get("meta", {}), **{key: value for key, value in training.items() if value is not None}}
+
+
+def export_weights(checkpoint_path: str | Path, out_path: str | Path, metrics: dict[str, Any] | None = None) -> None:
+    """Write inference-only weights (no optimizer or RNG state) with metadata and the measured metrics."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    meta = {**training_record(checkpoint), "metrics": metrics or {}}
     payload = {"kind": checkpoint["kind"], "model_config": checkpoint["model_config"], "model": checkpoint["model"]}
     save_checkpoint({**payload, "meta": meta}, out_path)

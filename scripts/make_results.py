@@ -33,11 +33,15 @@ IW_SAMPLES = 64
 
 
 def training_summary(name: str) -> dict:
-    """Epochs, training time and the command, from a bundled model's metadata."""
-    meta = load_model(name).meta
-    history = meta.get("history") or []
-    hours = sum(r.get("seconds", 0.0) for r in history) / 3600
-    return {"epochs": meta.get("epochs"), "hours": hours, "command": meta.get("command", "")}
+    """Epochs, training time and commands from a bundled model's metadata, through the runs it started from
+    (``fit cnn --init``), first run first."""
+    stages, meta = [], load_model(name).meta
+    while meta:
+        stages.insert(0, meta)
+        meta = meta.get("init")
+    hours = sum(r.get("seconds", 0.0) for m in stages for r in m.get("history") or []) / 3600
+    return {"epochs": " + ".join(str(m.get("epochs")) for m in stages), "hours": hours,
+            "command": "` then `".join(m.get("command", "") for m in stages)}  # fmt: skip
 
 
 def table_rows(rows: list[dict], bits: dict[str, dict]) -> list[str]:

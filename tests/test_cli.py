@@ -191,6 +191,8 @@ def test_fit_cnn_init_starts_from_the_weights_and_refuses_mismatches(tiny_run, t
     warm = load_model(tmp_path / "warm")
     assert warm.model.config == load_model(tiny_run).model.config
     assert all(torch.allclose(start[k], v, atol=1e-8) for k, v in warm.model.state_dict().items())
+    lineage = warm.meta["init"]  # how the starting weights were trained travels with the new run
+    assert lineage["model"] == str(tiny_run) and lineage["epochs"] == 1 and "--channels 8" in lineage["command"]
     capsys.readouterr()
     assert main([*fit, str(tiny_run), "--channels", "16", "--out", str(tmp_path / "c")]) == 2
     assert "--channels 16 contradicts --init" in error_line(capsys)
