@@ -62,6 +62,13 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("pyro_sr.weights") / BUNDLED_MODELS[name]))
 
 
+def _display_name(path: Path) -> str:
+    """How tables name a checkpoint: its run folder's name, marked when it is the run's best epoch."""
+    if path.is_dir() or path.name == "checkpoint.pt":
+        return path.name if path.is_dir() else path.parent.name
+    return f"{path.parent.name} (best)" if path.name == "best.pt" else path.stem
+
+
 def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a bundled model by name, or a checkpoint file / run folder by path."""
     if str(spec) in BUNDLED_MODELS:
@@ -73,7 +80,7 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         if not path.exists():
             choices = ", ".join(BUNDLED_MODELS)
             raise CheckpointError(f"no checkpoint at {path} and no bundled model of that name (bundled: {choices})")
-        name = path.parent.name if path.name == "checkpoint.pt" else path.stem if path.is_file() else path.name
+        name = _display_name(path)
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, device)
     return LoadedModel(name, checkpoint["kind"], model, degradation_of(checkpoint), training_record(checkpoint))
