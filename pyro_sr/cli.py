@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,6 +19,9 @@ from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
 from pyro_sr.models.hvae import HVAEConfig
 from pyro_sr.training.cnn import TrainingError
 from pyro_sr.training.device import DEVICE_CHOICES
+
+if TYPE_CHECKING:
+    from pyro_sr.pretrained import LoadedModel
 
 DEFAULT_SAMPLES = 16
 DATA_HELP = (
@@ -77,7 +81,7 @@ def _augmentations(names: list[str] | None) -> tuple[str, ...] | None:
     return tuple(name for name in names if name != "none")
 
 
-def _trained_cnn(spec: str, flag: str, degradation: Degradation):
+def _trained_cnn(spec: str, flag: str, degradation: Degradation) -> LoadedModel:
     """A trained CNN for ``flag`` (bundled name or checkpoint), refused unless it was trained for ``degradation``."""
     from pyro_sr.pretrained import load_model
 

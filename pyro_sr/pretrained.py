@@ -64,8 +64,10 @@ def bundled_path(name: str) -> Path:
 
 def _display_name(path: Path) -> str:
     """How tables name a checkpoint: its run folder's name, marked when it is the run's best epoch."""
-    if path.is_dir() or path.name == "checkpoint.pt":
-        return path.name if path.is_dir() else path.parent.name
+    if path.is_dir():
+        return path.name
+    if path.name == "checkpoint.pt":
+        return path.parent.name
     return f"{path.parent.name} (best)" if path.name == "best.pt" else path.stem
 
 

@@ -73,7 +73,7 @@ def evaluate_models(
         return lr_consistent(upscaler, degradation) if project else upscaler
 
     suffix = " + projection" if project else ""
-    symmetries = degradation_symmetries(degradation)
+    symmetries = degradation_symmetries(degradation) if ensemble else []
     rows = [
         {
             "model": "nearest" + suffix,
@@ -89,8 +89,7 @@ def evaluate_models(
         name = model.name + suffix
         if not model.probabilistic:
             upscaler = self_ensemble(model.model, symmetries) if ensemble else model.model
-            if ensemble:
-                name = f"{model.name} + self-ensemble ({len(symmetries)}){suffix}"
+            name = f"{model.name} + self-ensemble ({len(symmetries)}){suffix}" if ensemble else name
             rows.append({"model": name, "params": params, **score(consistent(upscaler), pairs, degradation, dev)})
             continue
         of_mean, of_samples = score_samples(
