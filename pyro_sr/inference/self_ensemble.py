@@ -17,7 +17,7 @@ import torch
 
 from pyro_sr.data.degradation import Degradation
 
-Upscaler = Callable[[torch.Tensor], torch.Tensor]
+Upscaler = Callable[[torch.Tensor], torch.Tensor]  # LR batch -> SR batch (or K samples of it)
 ENSEMBLE_HELP = "12 passes for the paper's operator: transposed or not, 6 channel orders; 48 for bicubic"
 
 
@@ -30,19 +30,17 @@ class ImageSymmetry:
     flip_cols: bool = False
     transpose: bool = False
 
-    def apply(self, images: torch.Tensor) -> torch.Tensor:
-        images = images[..., list(self.channels), :, :]
+    def _mirror(self, images: torch.Tensor) -> torch.Tensor:
+        """The mirrors alone; each is its own inverse."""
         dims = [d for d, flip in ((-2, self.flip_rows), (-1, self.flip_cols)) if flip]
-        if dims:
-            images = images.flip(dims)
+        return images.flip(dims) if dims else images
+
+    def apply(self, images: torch.Tensor) -> torch.Tensor:
+        images = self._mirror(images[..., list(self.channels), :, :])
         return images.transpose(-1, -2) if self.transpose else images
 
     def invert(self, images: torch.Tensor) -> torch.Tensor:
-        if self.transpose:
-            images = images.transpose(-1, -2)
-        dims = [d for d, flip in ((-2, self.flip_rows), (-1, self.flip_cols)) if flip]
-        if dims:
-            images = images.flip(dims)
+        images = self._mirror(images.transpose(-1, -2) if self.transpose else images)
         return images[..., [self.channels.index(c) for c in range(3)], :, :]
 
 

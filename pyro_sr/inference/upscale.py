@@ -4,7 +4,7 @@ For a VAE each tile draws its own latents, so samples of large images are stitch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -13,13 +13,11 @@ from pyro_sr.data.datasets import to_float
 from pyro_sr.data.images import ImageError, load_rgb, save_png
 from pyro_sr.inference.consistency import project_to_lr
 from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
-from pyro_sr.inference.self_ensemble import degradation_symmetries, self_ensemble
+from pyro_sr.inference.self_ensemble import Upscaler, degradation_symmetries, self_ensemble
 from pyro_sr.pretrained import LoadedModel, load_model
 from pyro_sr.training.device import resolve_device
 
 TILE_MARGIN = 16  # LR pixels; more than the receptive-field radius of the bundled networks
-
-Upscaler = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
