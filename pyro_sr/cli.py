@@ -94,17 +94,20 @@ def _trained_cnn(spec: str, flag: str, degradation: Degradation) -> LoadedModel:
 
 
 def _cnn_config(args: argparse.Namespace, init_config: CNNConfig | None) -> CNNConfig:
-    """The architecture from the flags, or from ``--init``'s checkpoint; flags that contradict it are refused."""
+    """The architecture from the flags, or from ``--init``'s checkpoint; flags that contradict it are refused,
+    except more ``--blocks`` for a resnet, which deepens it (``load_deepened``)."""
     given = {"arch": args.arch, "channels": args.channels, "blocks": args.blocks}
     if init_config is None:
         defaults = CNNConfig()
         given = {key: getattr(defaults, key) if value is None else value for key, value in given.items()}
         return CNNConfig(scale=args.scale, **given)
+    deepen = init_config.arch == "resnet" and (args.blocks or 0) > init_config.blocks
     for key, value in given.items():
-        if value is not None and value != getattr(init_config, key):
+        if value is not None and value != getattr(init_config, key) and not (key == "blocks" and deepen):
+            hint = " (a resnet can be deepened, not made shallower)" if key == "blocks" else ""
             raise ValueError(f"--{key} {value} contradicts --init {args.init}, which has {key} "
-                             f"{getattr(init_config, key)}")  # fmt: skip
-    return init_config
+                             f"{getattr(init_config, key)}{hint}")  # fmt: skip
+    return replace(init_config, blocks=args.blocks) if deepen else init_config
 
 
 def cmd_fit_cnn(args: argparse.Namespace) -> int:
@@ -357,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     cnn.add_argument("--blocks", type=int, help=f"resnet residual blocks (default: {CNNConfig.blocks})")
     cnn.add_argument("--init", metavar="CNN",
                      help="start from this trained CNN's weights (bundled name or checkpoint; its architecture), "
-                          "with a fresh optimizer and schedule: fine-tuning, or a warm restart")  # fmt: skip
+                          "with a fresh optimizer and schedule: fine-tuning, or a warm restart; more --blocks "
+                          "deepens a resnet with identity blocks (same function at the start)")  # fmt: skip
     cnn.set_defaults(func=cmd_fit_cnn)
 
     svi = argparse.ArgumentParser(add_help=False)

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -184,6 +185,16 @@ def test_self_ensemble_is_scored_and_written_for_cnns_and_refused_for_vaes(tiny_
     assert not (tmp_path / "b").exists()
 
 
+def test_fit_cnn_init_with_more_blocks_deepens_the_network(tiny_run, tmp_path):
+    blocks = load_model(tiny_run).model.config.blocks
+    fit = ["fit", "cnn", "--data", "sample", "--epochs", "1", "--batch-size", "32", "--quiet", "--lr", "1e-12"]
+    assert main([*fit, "--init", str(tiny_run), "--blocks", str(blocks + 2), "--out", str(tmp_path / "deep")]) == 0
+    deep, start = load_model(tmp_path / "deep").model, load_model(tiny_run).model
+    assert deep.config == replace(start.config, blocks=blocks + 2)
+    lr = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(deep(lr), start(lr), atol=1e-6, rtol=0)
+
+
 def test_fit_cnn_init_starts_from_the_weights_and_refuses_mismatches(tiny_run, tmp_path, capsys):
     fit = ["fit", "cnn", "--data", "sample", "--epochs", "1", "--batch-size", "32", "--quiet", "--init"]
     assert main([*fit, str(tiny_run), "--lr", "1e-12", "--out", str(tmp_path / "warm")]) == 0
@@ -196,6 +207,8 @@ def test_fit_cnn_init_starts_from_the_weights_and_refuses_mismatches(tiny_run, t
     capsys.readouterr()
     assert main([*fit, str(tiny_run), "--channels", "16", "--out", str(tmp_path / "c")]) == 2
     assert "--channels 16 contradicts --init" in error_line(capsys)
+    assert main([*fit, "cnn", "--blocks", "8", "--out", str(tmp_path / "c")]) == 2
+    assert "can be deepened, not made shallower" in error_line(capsys)
     assert main([*fit, "vae", "--out", str(tmp_path / "d")]) == 2
     assert "--init must be a CNN" in error_line(capsys)
     assert main([*fit, str(tiny_run), "--scale", "2", "--out", str(tmp_path / "e")]) == 2

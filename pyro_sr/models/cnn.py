@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
 import torch
@@ -28,6 +29,10 @@ class CNNConfig:
             raise ValueError(f"unknown CNN architecture {self.arch!r}; choose from {CNN_ARCHS}")
         if self.scale not in (2, 4, 8):
             raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
+        if self.channels < 1 or self.blocks < 0:
+            raise ValueError(
+                f"a CNN needs at least 1 channel and 0 or more blocks, got {self.channels} and {self.blocks}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +91,34 @@ class ResidualSR(nn.Module):
         x = self.head(lr - 0.5)
         x = x + self.body(x)
         return self.skip(lr) + self.tail(self.upsample(x))
+
+
+def load_deepened(model: ResidualSR, weights: dict[str, torch.Tensor]) -> None:
+    """Load a trained ``ResidualSR`` with fewer residual blocks into ``model`` so that both compute the same
+    function: the trained blocks keep their order, spread evenly through the deeper body, and each new block
+    starts as the identity (its last conv zeroed, its first conv keeping ``model``'s initialisation so that it
+    learns once the last conv moves). A warm restart can then add capacity without discarding the compute that
+    trained the shallower network."""
+    trained = sum(1 for key in weights if re.fullmatch(r"body\.\d+\.conv1\.weight", key))
+    blocks = model.config.blocks
+    if not 0 < trained <= blocks:
+        raise ValueError(f"cannot deepen a network of {trained} residual blocks into one of {blocks}")
+    slots = [round(i * blocks / trained) for i in range(trained)]
+    moved = {**{i: slot for i, slot in enumerate(slots)}, trained: blocks}  # body[trained] is the closing conv
+
+    def new_key(key: str) -> str:
+        match = re.fullmatch(r"body\.(\d+)\.(.+)", key)
+        return f"body.{moved[int(match[1])]}.{match[2]}" if match else key
+
+    state = model.state_dict()
+    unknown = sorted({new_key(key) for key in weights} - state.keys())
+    if unknown:
+        raise ValueError(f"weights do not fit a deeper {model.config.arch} network (unexpected {unknown[0]})")
+    state.update({new_key(key): value for key, value in weights.items()})
+    for block in set(range(blocks)) - set(slots):
+        state[f"body.{block}.conv2.weight"] = torch.zeros_like(state[f"body.{block}.conv2.weight"])
+        state[f"body.{block}.conv2.bias"] = torch.zeros_like(state[f"body.{block}.conv2.bias"])
+    model.load_state_dict(state)
 
 
 def build_cnn(config: CNNConfig) -> nn.Module:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from pyro_sr.data.augment import AugmentedPairs, check_augmentations
 from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.models.cnn import CNNConfig, build_cnn
+from pyro_sr.models.cnn import CNNConfig, ResidualSR, build_cnn, load_deepened
 from pyro_sr.training.device import resolve_device
 from pyro_sr.training.run import close_epoch, open_run
 
@@ -118,8 +118,8 @@ def fit_cnn(
     of the lowest validation MSE so far is also kept as ``run_dir/best.pt``.
 
     ``degradation`` (the paper's operator by default) recomputes LR inputs when ``augment`` transforms the data.
-    ``init_weights`` (a state dict of the same architecture) starts a new run from trained weights; a resumed run
-    takes its weights from its checkpoint."""
+    ``init_weights`` (a state dict of the same architecture, or of a ``resnet`` with fewer blocks, which is
+    deepened) starts a new run from trained weights; a resumed run takes its weights from its checkpoint."""
     run_dir = Path(run_dir)
     dev = resolve_device(device)
     state = open_run(run_dir, resume, "cnn", model_config.to_dict())
@@ -128,7 +128,9 @@ def fit_cnn(
 
     torch.manual_seed(train_config.seed)
     model = build_cnn(model_config)
-    if init_weights is not None:
+    if isinstance(model, ResidualSR) and init_weights is not None:
+        load_deepened(model, init_weights)
+    elif init_weights is not None:
         model.load_state_dict(init_weights)
     model = model.to(dev, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, train_config)
