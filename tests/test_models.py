@@ -55,7 +55,7 @@ def test_deepening_refuses_fewer_blocks_and_other_networks():
     two_blocks = ResidualSR(CNNConfig(channels=8, blocks=2))
     with pytest.raises(ValueError, match="cannot deepen a network of 3 residual blocks into one of 2"):
         load_deepened(two_blocks, ResidualSR(CNNConfig(channels=8, blocks=3)).state_dict())
-    with pytest.raises(ValueError, match="cannot deepen"):
+    with pytest.raises(ValueError, match="weights do not fit a deeper resnet"):
         load_deepened(two_blocks, SeedCNN(CNNConfig(arch="seed")).state_dict())
 
 

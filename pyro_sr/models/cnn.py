@@ -101,7 +101,7 @@ def load_deepened(model: ResidualSR, weights: dict[str, torch.Tensor]) -> None:
     trained the shallower network."""
     trained = sum(1 for key in weights if re.fullmatch(r"body\.\d+\.conv1\.weight", key))
     blocks = model.config.blocks
-    if not 0 < trained <= blocks:
+    if trained > blocks:
         raise ValueError(f"cannot deepen a network of {trained} residual blocks into one of {blocks}")
     slots = [round(i * blocks / trained) for i in range(trained)]
     moved = {**{i: slot for i, slot in enumerate(slots)}, trained: blocks}  # body[trained] is the closing conv
