@@ -152,6 +152,18 @@ def test_dihedral_and_rgb_give_each_image_one_of_its_48_variants():
     assert len(set(matches.float().argmax(0).tolist())) > 4  # the draws differ between images
 
 
+def test_shift_crops_one_lr_pixel_at_every_sampling_phase():
+    original, hr = _augmented(["shift"], n=64)
+    assert hr.shape[-2:] == (28, 28)  # the LR pairs are 7x7, still exact (checked in _augmented)
+    offsets = []
+    phases = [(dy, dx) for dy in range(4) for dx in range(4)]
+    for image, source in zip(hr, original, strict=True):
+        found = [(dy, dx) for dy, dx in phases if torch.equal(image, source[:, dy : dy + 28, dx : dx + 28])]
+        assert len(found) == 1
+        offsets += found
+    assert len(set(offsets)) > 8  # each image draws its own phase
+
+
 def test_bad_augmentations_are_refused():
     from pyro_sr.data.augment import augment_hr, check_augmentations
 
@@ -159,6 +171,8 @@ def test_bad_augmentations_are_refused():
         check_augmentations(["hflip", "cutout"])
     with pytest.raises(ValueError, match="square"):
         augment_hr(torch.zeros(2, 3, 8, 12), ["dihedral"])
+    with pytest.raises(ValueError, match="larger than the scale 4"):
+        augment_hr(torch.zeros(2, 3, 4, 8), ["shift"], scale=4)
 
 
 def test_old_checkpoints_flips_flag_reads_as_hflip():

@@ -3,6 +3,8 @@
 The paper's degradation is linear, per channel and samples a fixed grid (offset ``scale // 2``), so transforming
 an LR image would pair it with the wrong HR pixels; recomputing the LR from the transformed HR keeps every pair a
 true (degrade(x), x). Our CNN overfits CIFAR-10 within ~15 epochs (docs/training.md), which is what these are for.
+``shift`` is the one that keeps images upright with natural colours: it crops each image one LR pixel smaller at a
+random offset, so the sampling grid lands on each of the ``scale**2`` phases of the HR image.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import torch
 
 from pyro_sr.data.degradation import Degradation
 
-AUGMENTATIONS = ("hflip", "dihedral", "rgb")
-AUGMENTATION_HELP = "hflip: left-right mirroring; dihedral: the 8 flips/rotations (square images); rgb: channel order"
+AUGMENTATIONS = ("hflip", "dihedral", "rgb", "shift")
+AUGMENTATION_HELP = (
+    "hflip: left-right mirroring; dihedral: the 8 flips/rotations (square images); rgb: channel order; "
+    "shift: a crop one LR pixel smaller at a random sampling phase"
+)
 
 
 def check_augmentations(names: Sequence[str]) -> tuple[str, ...]:
@@ -28,8 +33,30 @@ def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return torch.where(mask.to(a.device).view(-1, 1, 1, 1), a, b)
 
 
-def augment_hr(hr: torch.Tensor, names: Sequence[str], generator: torch.Generator | None = None) -> torch.Tensor:
-    """Apply each named augmentation to every image of ``hr`` (N, 3, H, W) with its own random draw."""
+def random_phase_crop(hr: torch.Tensor, scale: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Crop every image of ``hr`` (N, C, H, W) to (H - scale, W - scale) at its own offset in ``[0, scale)``.
+
+    Offsets that are not multiples of ``scale`` move the degradation's sampling grid to pixels it never sees in
+    the uncropped image: new, still exact, training pairs of natural orientation and colour.
+    """
+    n, _, h, w = hr.shape
+    if h <= scale or w <= scale:
+        raise ValueError(f"shift augmentation needs images larger than the scale {scale}, got {h}x{w}")
+    dy, dx = torch.randint(0, scale, (2, n), generator=generator).to(hr.device)
+    rows = (dy[:, None] + torch.arange(h - scale, device=hr.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w - scale, device=hr.device))[:, None, None, :]
+    images = torch.arange(n, device=hr.device)[:, None, None, None]
+    channels = torch.arange(hr.shape[1], device=hr.device)[None, :, None, None]
+    return hr[images, channels, rows, cols]
+
+
+def augment_hr(
+    hr: torch.Tensor, names: Sequence[str], generator: torch.Generator | None = None, scale: int = 4
+) -> torch.Tensor:
+    """Apply each named augmentation to every image of ``hr`` (N, 3, H, W) with its own random draw.
+
+    ``scale`` is the degradation's: ``shift`` crops by one LR pixel.
+    """
     n = len(hr)
     if "hflip" in names or "dihedral" in names:
         hr = _where(torch.rand(n, generator=generator) < 0.5, hr.flip(-1), hr)
@@ -41,6 +68,8 @@ def augment_hr(hr: torch.Tensor, names: Sequence[str], generator: torch.Generato
     if "rgb" in names:
         order = torch.rand(n, 3, generator=generator).argsort(dim=1).to(hr.device)
         hr = hr.gather(1, order.view(n, 3, 1, 1).expand_as(hr))
+    if "shift" in names:
+        hr = random_phase_crop(hr, scale, generator)
     return hr
 
 
@@ -63,5 +92,5 @@ class AugmentedPairs:
         device: torch.device | str = "cpu",
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _, hr in self.data.batches(batch_size, shuffle, generator, device):
-            hr = augment_hr(hr, self.names, generator)
+            hr = augment_hr(hr, self.names, generator, self.degradation.scale)
             yield self.degradation(hr), hr
