@@ -5,8 +5,9 @@ set -euo pipefail
 DATA=${1:-../shared/data/cifar10}
 # The paper's CNN with the paper's recipe (SGD lr 1e-3, momentum 0.9, batch 4, 2 epochs): about 55 min on one core.
 pyro-sr fit cnn --arch seed --data cifar10 --data-dir "$DATA" --out runs/seed-paper --threads 1
-# Our CNN, five stages (about 4 h 10 min on two cores): exact flips/rotations/channel orders from scratch, a
-# warm restart from it (--init) at half the learning rate, then a short finish on left-right flips only.
+# Our CNN, seven stages (about 5 h 40 min on two cores): exact flips/rotations/channel orders from scratch, a
+# warm restart from it (--init) at half the learning rate, then a short finish on left-right flips only; then
+# deepened and trained on twice more, each time with the same finish (below).
 pyro-sr fit cnn --arch resnet --epochs 14 --precision bf16 --augment dihedral rgb --data cifar10 --data-dir "$DATA" \
     --out runs/resnet-dihedral-rgb-e14 --threads 2 --quiet
 pyro-sr fit cnn --init runs/resnet-dihedral-rgb-e14/checkpoint.pt --epochs 45 --lr 5e-4 --precision bf16 \

@@ -170,7 +170,7 @@ def test_bad_augmentations_are_refused():
     with pytest.raises(ValueError, match="unknown augmentation 'cutout'"):
         check_augmentations(["hflip", "cutout"])
     with pytest.raises(ValueError, match="square"):
-        augment_hr(torch.zeros(2, 3, 8, 12), ["dihedral"])
+        augment_hr(torch.zeros(2, 3, 8, 12), ["dihedral"], scale=4)
     with pytest.raises(ValueError, match="larger than the scale 4"):
         augment_hr(torch.zeros(2, 3, 4, 8), ["shift"], scale=4)
 

@@ -51,11 +51,11 @@ def random_phase_crop(hr: torch.Tensor, scale: int, generator: torch.Generator |
 
 
 def augment_hr(
-    hr: torch.Tensor, names: Sequence[str], generator: torch.Generator | None = None, scale: int = 4
+    hr: torch.Tensor, names: Sequence[str], scale: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Apply each named augmentation to every image of ``hr`` (N, 3, H, W) with its own random draw.
 
-    ``scale`` is the degradation's: ``shift`` crops by one LR pixel.
+    ``scale`` is the degradation's (no default, so it cannot silently differ): ``shift`` crops by one LR pixel.
     """
     n = len(hr)
     if "hflip" in names or "dihedral" in names:
@@ -92,5 +92,5 @@ class AugmentedPairs:
         device: torch.device | str = "cpu",
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _, hr in self.data.batches(batch_size, shuffle, generator, device):
-            hr = augment_hr(hr, self.names, generator, self.degradation.scale)
+            hr = augment_hr(hr, self.names, self.degradation.scale, generator)
             yield self.degradation(hr), hr
