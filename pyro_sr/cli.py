@@ -105,8 +105,9 @@ def _cnn_config(args: argparse.Namespace, init_config: CNNConfig | None) -> CNNC
     for key, value in given.items():
         if value is not None and value != getattr(init_config, key) and not (key == "blocks" and deepen):
             hint = " (a resnet can be deepened, not made shallower)" if key == "blocks" else ""
-            raise ValueError(f"--{key} {value} contradicts --init {args.init}, which has {key} "
-                             f"{getattr(init_config, key)}{hint}")  # fmt: skip
+            raise ValueError(
+                f"--{key} {value} contradicts --init {args.init}, which has {key} {getattr(init_config, key)}{hint}"
+            )
     return replace(init_config, blocks=args.blocks) if deepen else init_config
 
 
@@ -119,10 +120,18 @@ def cmd_fit_cnn(args: argparse.Namespace) -> int:
     init = _trained_cnn(args.init, "--init", degradation) if args.init else None
     model_config = _cnn_config(args, init and init.model.config)
     preset = TRAIN_PRESETS[args.recipe or ("paper" if model_config.arch == "seed" else "default")]
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
-                                   ("seed", args.seed), ("precision", args.precision),
-                                   ("augment", _augmentations(args.augment)))
-                 if v is not None}  # fmt: skip
+    overrides = {
+        k: v
+        for k, v in (
+            ("epochs", args.epochs),
+            ("batch_size", args.batch_size),
+            ("lr", args.lr),
+            ("seed", args.seed),
+            ("precision", args.precision),
+            ("augment", _augmentations(args.augment)),
+        )
+        if v is not None
+    }
     train_config = replace(preset, **overrides)
     train, val = training_data(
         args.data, degradation, args.data_dir, args.download, args.val_size, args.crops_per_epoch
@@ -169,8 +178,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(format_table(rows))
     if args.out:
-        report = {"data": args.data, "split": args.split, "images": len(pairs), "degradation": vars(degradation),
-                  "results": rows}  # fmt: skip
+        report = {
+            "data": args.data,
+            "split": args.split,
+            "images": len(pairs),
+            "degradation": vars(degradation),
+            "results": rows,
+        }
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
         print(f"wrote {args.out}")
     return 0
@@ -188,14 +202,31 @@ def _fit_svi(args: argparse.Namespace, vae_factory, kind: str) -> int:
     _set_threads(args.threads)
     degradation = _degradation(args)
     kl = KLSchedule(args.kl, args.beta, warmup_steps=args.warmup_steps, cycle_steps=args.cycle_steps)
-    config = SVIConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, elbo=args.elbo, kl=kl,
-                       seed=args.seed, group_kl_weights=getattr(args, "group_kl_weights", None))  # fmt: skip
+    config = SVIConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        elbo=args.elbo,
+        kl=kl,
+        seed=args.seed,
+        group_kl_weights=getattr(args, "group_kl_weights", None),
+    )
     train, val = training_data(
         args.data, degradation, args.data_dir, args.download, args.val_size, args.crops_per_epoch
     )
     pyro.set_rng_seed(config.seed)  # the initial weights
-    history = fit_vae(vae_factory(), kind, config, train, val, args.out, device=args.device, resume=args.resume,
-                      meta=_run_meta(args, degradation), progress=not args.quiet)  # fmt: skip
+    history = fit_vae(
+        vae_factory(),
+        kind,
+        config,
+        train,
+        val,
+        args.out,
+        device=args.device,
+        resume=args.resume,
+        meta=_run_meta(args, degradation),
+        progress=not args.quiet,
+    )
     if history and from_environment().is_main:
         print(json.dumps(history[-1]))
     return 0
@@ -216,9 +247,14 @@ def cmd_fit_vae(args: argparse.Namespace) -> int:
 def cmd_fit_hvae(args: argparse.Namespace) -> int:
     from pyro_sr.models.hvae import HierarchicalVAE
 
-    model_config = HVAEConfig(scale=args.scale, channels=args.channels, lr_blocks=args.lr_blocks,
-                              latent_channels=args.latent_channels, groups_per_scale=args.groups_per_scale,
-                              blocks_per_group=args.blocks_per_group)  # fmt: skip
+    model_config = HVAEConfig(
+        scale=args.scale,
+        channels=args.channels,
+        lr_blocks=args.lr_blocks,
+        latent_channels=args.latent_channels,
+        groups_per_scale=args.groups_per_scale,
+        blocks_per_group=args.blocks_per_group,
+    )
     if args.base is None:
         return _fit_svi(args, lambda: HierarchicalVAE(model_config), "hvae")
     base = _trained_cnn(args.base, "--base", _degradation(args))
@@ -240,15 +276,32 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.images:
         for path in args.images:
             lr = to_float(load_rgb(path)).unsqueeze(0).to(dev)
-            sample_to_files(loaded, lr, [path.stem], args.out, num_samples, args.temperature, tile=args.tile,
-                            lr_consistent=args.lr_consistent)  # fmt: skip
+            sample_to_files(
+                loaded,
+                lr,
+                [path.stem],
+                args.out,
+                num_samples,
+                args.temperature,
+                tile=args.tile,
+                lr_consistent=args.lr_consistent,
+            )
     else:
         pairs = load_pairs(args.data, args.split, loaded.degradation, args.data_dir, args.download, args.val_size)
         pairs = pairs.subset(torch.arange(min(args.limit, len(pairs))))
         names = [f"{args.data}_{args.split}_{i:05d}" for i in range(len(pairs))]
         lr, hr = next(pairs.batches(len(pairs), device=dev))
-        sample_to_files(loaded, lr, names, args.out, num_samples, args.temperature, hr=hr, tile=args.tile,
-                        lr_consistent=args.lr_consistent)  # fmt: skip
+        sample_to_files(
+            loaded,
+            lr,
+            names,
+            args.out,
+            num_samples,
+            args.temperature,
+            hr=hr,
+            tile=args.tile,
+            lr_consistent=args.lr_consistent,
+        )
     print(f"wrote samples to {args.out}")
     return 0
 
@@ -258,9 +311,18 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     _seed(args.seed)
-    for path in upscale_files(args.images, args.model, args.out, scale=args.scale, device=args.device,
-                              tile=args.tile, num_samples=args.num_samples, temperature=args.temperature,
-                              lr_consistent=args.lr_consistent, ensemble=args.self_ensemble):  # fmt: skip
+    for path in upscale_files(
+        args.images,
+        args.model,
+        args.out,
+        scale=args.scale,
+        device=args.device,
+        tile=args.tile,
+        num_samples=args.num_samples,
+        temperature=args.temperature,
+        lr_consistent=args.lr_consistent,
+        ensemble=args.self_ensemble,
+    ):
         print(path)
     return 0
 
@@ -296,8 +358,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     dev = resolve_device(args.device)
     degradation = load_model(args.checkpoint or diagnosed_checkpoint(args.run_dir)).degradation
     pairs = load_pairs(args.data, args.split, degradation, args.data_dir, args.download, args.val_size)
-    config = DiagnoseConfig(images=args.images, ks=tuple(args.iw_samples), ppc_images=args.ppc_images,
-                            ppc_samples=args.ppc_samples, seed=args.seed)  # fmt: skip
+    config = DiagnoseConfig(
+        images=args.images,
+        ks=tuple(args.iw_samples),
+        ppc_images=args.ppc_images,
+        ppc_samples=args.ppc_samples,
+        seed=args.seed,
+    )
     default_out = Path(f"{args.run_dir}-diagnostics") if is_bundled_name(args.run_dir) else args.run_dir / "diagnostics"
     out = args.out or default_out
     print(f"wrote {diagnose(args.run_dir, pairs, out, args.checkpoint, config, dev)}")
@@ -352,21 +419,33 @@ def build_parser() -> argparse.ArgumentParser:
     cnn.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     cnn.add_argument("--lr", type=float, help="override the recipe's learning rate")
     cnn.add_argument("--seed", type=int, help="override the recipe's seed")
-    cnn.add_argument("--augment", nargs="+", choices=("none", *AUGMENTATIONS), metavar="NAME",
-                     help=f"exact augmentations, LR recomputed ({AUGMENTATION_HELP}; none: off); "
-                          "default: hflip for the default recipe, none for paper")  # fmt: skip
+    cnn.add_argument(
+        "--augment",
+        nargs="+",
+        choices=("none", *AUGMENTATIONS),
+        metavar="NAME",
+        help=f"exact augmentations, LR recomputed ({AUGMENTATION_HELP}; none: off); "
+        "default: hflip for the default recipe, none for paper",
+    )
     cnn.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed-precision autocast (default: fp32)")
     cnn.add_argument("--channels", type=int, help=f"resnet width (default: {CNNConfig.channels})")
     cnn.add_argument("--blocks", type=int, help=f"resnet residual blocks (default: {CNNConfig.blocks})")
-    cnn.add_argument("--init", metavar="CNN",
-                     help="start from this trained CNN's weights (bundled name or checkpoint; its architecture), "
-                          "with a fresh optimizer and schedule: fine-tuning, or a warm restart; more --blocks "
-                          "deepens a resnet with identity blocks (same function at the start)")  # fmt: skip
+    cnn.add_argument(
+        "--init",
+        metavar="CNN",
+        help="start from this trained CNN's weights (bundled name or checkpoint; its architecture), "
+        "with a fresh optimizer and schedule: fine-tuning, or a warm restart; more --blocks "
+        "deepens a resnet with identity blocks (same function at the start)",
+    )
     cnn.set_defaults(func=cmd_fit_cnn)
 
     svi = argparse.ArgumentParser(add_help=False)
-    svi.add_argument("--elbo", default="trace", choices=("trace", "meanfield"),
-                     help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)")  # fmt: skip
+    svi.add_argument(
+        "--elbo",
+        default="trace",
+        choices=("trace", "meanfield"),
+        help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)",
+    )
     svi.add_argument("--kl", default="constant", choices=("constant", "linear", "cyclical"), help="KL schedule")
     svi.add_argument("--beta", type=float, default=1.0, help="KL weight (the paper: 0.5); the schedule's maximum")
     svi.add_argument("--warmup-steps", type=int, default=0, help="linear: steps from 0 to beta; cyclical: ramp")
@@ -376,38 +455,66 @@ def build_parser() -> argparse.ArgumentParser:
     svi.add_argument("--lr", type=float, default=1e-3, help="ClippedAdam learning rate, decayed to 5%% by the end")
     svi.add_argument("--seed", type=int, default=0)
 
-    vae = fit_sub.add_parser("vae", parents=[common, fit_common, svi], help="fit the conditional VAE with SVI",
-                             formatter_class=_HelpFormatter)  # fmt: skip
-    vae.add_argument("--preset", default="default", choices=("default", "paper"),
-                     help="paper: the paper's VAE (linear 192-d prior, decoder from z alone, sigma 0.01)")  # fmt: skip
+    vae = fit_sub.add_parser(
+        "vae",
+        parents=[common, fit_common, svi],
+        help="fit the conditional VAE with SVI",
+        formatter_class=_HelpFormatter,
+    )
+    vae.add_argument(
+        "--preset",
+        default="default",
+        choices=("default", "paper"),
+        help="paper: the paper's VAE (linear 192-d prior, decoder from z alone, sigma 0.01)",
+    )
     vae.add_argument("--latent-channels", type=int, help="override the preset's latent channels per LR pixel")
     vae.add_argument("--channels", type=int, help="override the preset's network width")
     vae.add_argument("--blocks", type=int, help="override the preset's residual blocks")
     vae.set_defaults(func=cmd_fit_vae)
 
-    hvae = fit_sub.add_parser("hvae", parents=[common, fit_common, svi],
-                              help="fit the hierarchical VAE (spatial latent groups, coarse to fine) with SVI",
-                              formatter_class=_HelpFormatter)  # fmt: skip
+    hvae = fit_sub.add_parser(
+        "hvae",
+        parents=[common, fit_common, svi],
+        help="fit the hierarchical VAE (spatial latent groups, coarse to fine) with SVI",
+        formatter_class=_HelpFormatter,
+    )
     hvae.add_argument("--channels", type=int, default=HVAEConfig.channels, help="LR-grid width, halved per 2x step")
     hvae.add_argument("--lr-blocks", type=int, default=HVAEConfig.lr_blocks, help="residual blocks of the LR encoder")
     hvae.add_argument("--latent-channels", type=int, default=HVAEConfig.latent_channels, help="latent channels/group")
-    hvae.add_argument("--groups-per-scale", type=int, nargs="+", metavar="N",
-                      help="latent groups per resolution, LR grid first; unset: 2, then 1 per 2x step")  # fmt: skip
-    hvae.add_argument("--blocks-per-group", type=int, default=HVAEConfig.blocks_per_group,
-                      help="residual blocks after each group")  # fmt: skip
-    hvae.add_argument("--group-kl-weights", type=float, nargs="+", metavar="W",
-                      help="multiply each latent group's KL factor (z1 first), e.g. 1 1 1 2; unset: all 1")  # fmt: skip
-    hvae.add_argument("--base", metavar="CNN",
-                      help="refine this trained CNN's prediction (bundled name or checkpoint; kept frozen) instead "
-                           "of bicubic upsampling")  # fmt: skip
+    hvae.add_argument(
+        "--groups-per-scale",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="latent groups per resolution, LR grid first; unset: 2, then 1 per 2x step",
+    )
+    hvae.add_argument(
+        "--blocks-per-group", type=int, default=HVAEConfig.blocks_per_group, help="residual blocks after each group"
+    )
+    hvae.add_argument(
+        "--group-kl-weights",
+        type=float,
+        nargs="+",
+        metavar="W",
+        help="multiply each latent group's KL factor (z1 first), e.g. 1 1 1 2; unset: all 1",
+    )
+    hvae.add_argument(
+        "--base",
+        metavar="CNN",
+        help="refine this trained CNN's prediction (bundled name or checkpoint; kept frozen) instead "
+        "of bicubic upsampling",
+    )
     hvae.set_defaults(func=cmd_fit_hvae)
 
     sample_args = argparse.ArgumentParser(add_help=False)
     sample_args.add_argument("--num-samples", type=int, help=f"VAE samples per image (default: {DEFAULT_SAMPLES})")
     sample_args.add_argument("--temperature", type=float, default=1.0, help="scale of the prior (default: 1.0)")
     sample_args.add_argument("--seed", type=int, default=0, help="random seed of the samples (default: 0)")
-    sample_args.add_argument("--lr-consistent", action="store_true",
-                             help="project every output onto the images whose degradation is the LR input")  # fmt: skip
+    sample_args.add_argument(
+        "--lr-consistent",
+        action="store_true",
+        help="project every output onto the images whose degradation is the LR input",
+    )
 
     sm = sub.add_parser("sample", parents=[common, sample_args], help="draw super-resolutions from a VAE")
     sm.add_argument("checkpoint", help="VAE run folder, checkpoint file or bundled name")
@@ -426,8 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_degradation_args(ev)
     ev.add_argument("--limit", type=int, help="only the first N images")
     ev.add_argument("--out", type=Path, help="also write the table as JSON here")
-    ev.add_argument("--self-ensemble", action="store_true",
-                    help=f"score CNNs averaged over the degradation's exact symmetries ({ENSEMBLE_HELP})")  # fmt: skip
+    ev.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help=f"score CNNs averaged over the degradation's exact symmetries ({ENSEMBLE_HELP})",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
     up = sub.add_parser("upscale", parents=[common, sample_args], help="super-resolve image files")
@@ -436,8 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, help="expected model scale")
     up.add_argument("--tile", type=int, default=128, help="LR tile size that bounds memory (default: %(default)s)")
     up.add_argument("--out", type=Path, required=True, help="output folder; writes OUT/<stem>.png")
-    up.add_argument("--self-ensemble", action="store_true",
-                    help=f"CNNs: average over the degradation's exact symmetries ({ENSEMBLE_HELP})")  # fmt: skip
+    up.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help=f"CNNs: average over the degradation's exact symmetries ({ENSEMBLE_HELP})",
+    )
     up.set_defaults(func=cmd_upscale)
 
     lk = sub.add_parser(
@@ -465,18 +578,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="ELBO diagnostics of a fitted VAE: curves, per-group KL, IWAE gap, Pareto k-hat, calibration",
         description="Write a report folder (summary.md, PNG figures, diagnostics.nc for ArviZ) for a VAE run.",
     )
-    dg.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                    help="a VAE run folder (log.jsonl, steps.jsonl, checkpoint.pt) or a bundled VAE name")  # fmt: skip
+    dg.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a VAE run folder (log.jsonl, steps.jsonl, checkpoint.pt) or a bundled VAE name",
+    )
     dg.add_argument("--checkpoint", type=Path, help="checkpoint to diagnose (default: RUN_DIR/checkpoint.pt)")
     _add_data_args(dg, ("train", "val", "test"), "test", ("cifar10", "sample"))
-    dg.add_argument("--images", type=int, default=DiagnoseDefaults.images, help="images for the variational "
-                    "fit and active units (default: %(default)s)")  # fmt: skip
-    dg.add_argument("--iw-samples", type=int, nargs="+", default=list(DiagnoseDefaults.ks), metavar="K",
-                    help="importance sample sizes (default: %(default)s)")  # fmt: skip
-    dg.add_argument("--ppc-images", type=int, default=DiagnoseDefaults.ppc_images,
-                    help="images for predictive checks (default: %(default)s)")  # fmt: skip
-    dg.add_argument("--ppc-samples", type=int, default=DiagnoseDefaults.ppc_samples,
-                    help="predictive draws per image (default: %(default)s)")  # fmt: skip
+    dg.add_argument(
+        "--images",
+        type=int,
+        default=DiagnoseDefaults.images,
+        help="images for the variational fit and active units (default: %(default)s)",
+    )
+    dg.add_argument(
+        "--iw-samples",
+        type=int,
+        nargs="+",
+        default=list(DiagnoseDefaults.ks),
+        metavar="K",
+        help="importance sample sizes (default: %(default)s)",
+    )
+    dg.add_argument(
+        "--ppc-images",
+        type=int,
+        default=DiagnoseDefaults.ppc_images,
+        help="images for predictive checks (default: %(default)s)",
+    )
+    dg.add_argument(
+        "--ppc-samples",
+        type=int,
+        default=DiagnoseDefaults.ppc_samples,
+        help="predictive draws per image (default: %(default)s)",
+    )
     dg.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     dg.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/diagnostics, or NAME-diagnostics)")
     dg.set_defaults(func=cmd_diagnose)

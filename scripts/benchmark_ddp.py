@@ -35,8 +35,16 @@ def worker(args: argparse.Namespace) -> None:
     train = train.subset(torch.arange(args.images))
     pyro.set_rng_seed(0)
     vae = build_model(args.kind, {})
-    fit_vae(vae, args.kind, SVIConfig(epochs=1, batch_size=args.batch_size), train, None, args.bench_run,
-            device=args.device, progress=False)  # fmt: skip
+    fit_vae(
+        vae,
+        args.kind,
+        SVIConfig(epochs=1, batch_size=args.batch_size),
+        train,
+        None,
+        args.bench_run,
+        device=args.device,
+        progress=False,
+    )
 
 
 def main() -> int:
@@ -61,18 +69,48 @@ def main() -> int:
         threads = max(1, args.threads // procs)
         with tempfile.TemporaryDirectory() as tmp:
             run = Path(tmp) / "run"
-            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}",
-                       __file__, "--worker", "--data-dir", str(args.data_dir), "--kind", args.kind,
-                       "--images", str(args.images), "--batch-size", str(args.batch_size), "--device", args.device,
-                       "--threads-per-proc", str(threads), "--bench-run", str(run)]  # fmt: skip
+            command = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc-per-node={procs}",
+                __file__,
+                "--worker",
+                "--data-dir",
+                str(args.data_dir),
+                "--kind",
+                args.kind,
+                "--images",
+                str(args.images),
+                "--batch-size",
+                str(args.batch_size),
+                "--device",
+                args.device,
+                "--threads-per-proc",
+                str(threads),
+                "--bench-run",
+                str(run),
+            ]
             subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
             record = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
-        rows.append({"processes": procs, "threads_per_process": threads,
-                     "images_per_s": record["images_per_s"], "seconds": record["seconds"]})  # fmt: skip
+        rows.append(
+            {
+                "processes": procs,
+                "threads_per_process": threads,
+                "images_per_s": record["images_per_s"],
+                "seconds": record["seconds"],
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
-        report = {"kind": args.kind, "images": args.images, "batch_size_per_process": args.batch_size,
-                  "device": args.device, "results": rows}  # fmt: skip
+        report = {
+            "kind": args.kind,
+            "images": args.images,
+            "batch_size_per_process": args.batch_size,
+            "device": args.device,
+            "results": rows,
+        }
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
     return 0
 

@@ -40,8 +40,11 @@ def training_summary(name: str) -> dict:
         stages.insert(0, meta)
         meta = meta.get("init")
     hours = sum(r.get("seconds", 0.0) for m in stages for r in m.get("history") or []) / 3600
-    return {"epochs": " + ".join(str(m.get("epochs")) for m in stages), "hours": hours,
-            "command": "` then `".join(m.get("command", "") for m in stages)}  # fmt: skip
+    return {
+        "epochs": " + ".join(str(m.get("epochs")) for m in stages),
+        "hours": hours,
+        "command": "` then `".join(m.get("command", "") for m in stages),
+    }
 
 
 def table_rows(rows: list[dict], bits: dict[str, dict]) -> list[str]:
@@ -51,8 +54,10 @@ def table_rows(rows: list[dict], bits: dict[str, dict]) -> list[str]:
         b = bits.get(base) if ("one sample" not in r["model"]) else None
         bpd = f"{b['bits_per_dim']:.3f} ± {b['standard_error']:.3f}" if b else ""
         diversity = f"{r['diversity']:.4f}" if "diversity" in r else ""
-        lines.append(f"| {r['model']} | {r['mse']:.5f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['lr_psnr']:.1f} | "
-                     f"{diversity} | {bpd} |")  # fmt: skip
+        lines.append(
+            f"| {r['model']} | {r['mse']:.5f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['lr_psnr']:.1f} | "
+            f"{diversity} | {bpd} |"
+        )
     return lines
 
 
@@ -138,8 +143,13 @@ def main() -> int:
     projected = evaluate_models(models, test, degradation, num_samples=NUM_SAMPLES, project=True)
     likelihood = likelihood_rows(models, test, val, degradation, IW_SAMPLES)
     bits = {r["model"]: r for r in likelihood if r["k"] in (1, IW_SAMPLES) and r["method"] != "ELBO"}
-    report = {"images": len(test), "degradation": vars(degradation), "results": rows, "projected": projected,
-              "bits_per_dim": likelihood}  # fmt: skip
+    report = {
+        "images": len(test),
+        "degradation": vars(degradation),
+        "results": rows,
+        "projected": projected,
+        "bits_per_dim": likelihood,
+    }
     atomic_write(args.out / "results.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
 
     figures = args.out / "figures"
@@ -184,7 +194,7 @@ def main() -> int:
         *[
             f"| {r['model']} | {r['method']} | {r['k']} | {r['bits_per_dim']:.4f} | {r['standard_error']:.4f} |"
             for r in likelihood
-        ],  # fmt: skip
+        ],
         "",
         "## Training",
         "",
@@ -193,7 +203,7 @@ def main() -> int:
         *[
             f"| {name} | {s['epochs']} | {s['hours']:.2f} h | `{s['command']}` |"
             for name, s in ((n, training_summary(n)) for n in bundled)
-        ],  # fmt: skip
+        ],
         "",
         "Hardware: the bundled weights were trained on a 2-core CPU; the hvae training time excludes that of the "
         "cnn it refines. GPU runs: training.md.",

@@ -40,14 +40,18 @@ def main() -> int:
         bicubic = bicubic_upscale(lr, scale).clamp(0, 1).mul(255).round().div(255)
         save_png(bicubic[0], args.out / "bicubic" / f"{photo.stem}.png")
         sr = to_float(load_rgb(sr_path)).unsqueeze(0)
-        rows.append({
-            "photo": photo.name,
-            "hr_size": list(hr.shape[-2:]),
-            "bicubic_psnr": float(per_image_psnr(bicubic, hr)[0]),
-            "model_psnr": float(per_image_psnr(sr, hr)[0]),
-        })  # fmt: skip
-        print(f"{photo.name}: {hr.shape[-1]}x{hr.shape[-2]}  bicubic {rows[-1]['bicubic_psnr']:.2f} dB  "
-              f"{args.model} {rows[-1]['model_psnr']:.2f} dB")  # fmt: skip
+        rows.append(
+            {
+                "photo": photo.name,
+                "hr_size": list(hr.shape[-2:]),
+                "bicubic_psnr": float(per_image_psnr(bicubic, hr)[0]),
+                "model_psnr": float(per_image_psnr(sr, hr)[0]),
+            }
+        )
+        print(
+            f"{photo.name}: {hr.shape[-1]}x{hr.shape[-2]}  bicubic {rows[-1]['bicubic_psnr']:.2f} dB  "
+            f"{args.model} {rows[-1]['model_psnr']:.2f} dB"
+        )
     (args.out / "photo_check.json").write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 

@@ -19,8 +19,27 @@ TINY = ["--channels", "8", "--blocks", "1"]
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    assert main(["fit", "cnn", "--data", "sample", "--epochs", "1", "--batch-size", "16", "--quiet", "--device", "cpu",
-                 "--out", str(run), *TINY]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "fit",
+                "cnn",
+                "--data",
+                "sample",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--quiet",
+                "--device",
+                "cpu",
+                "--out",
+                str(run),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     return run
 
 
@@ -111,16 +130,21 @@ def test_wrong_checkpoint_is_one_clear_line(tmp_path, photos, capsys):
 
 
 def test_wrong_scale_is_refused(tiny_run, photos, tmp_path, capsys):
-    assert main(["upscale", str(photos / "rgb.png"), "--model", str(tiny_run), "--scale", "2", "--out",
-                 str(tmp_path / "o")]) == 2  # fmt: skip
+    assert (
+        main(
+            ["upscale", str(photos / "rgb.png"), "--model", str(tiny_run), "--scale", "2", "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "upscales x4, not x2" in error_line(capsys)
 
 
 def test_console_entry_point_exits_non_zero_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "pyro_sr", "upscale", str(tmp_path / "missing.png"), "--out", str(tmp_path)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"pyro-sr: error: image not found: {tmp_path / 'missing.png'}"
 
@@ -144,8 +168,27 @@ def test_fit_on_a_folder_of_photos(tmp_path):
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(photos / f"{i}.png")
     run = tmp_path / "run"
-    assert main(["fit", "cnn", "--data", "folder", "--data-dir", str(photos), "--epochs", "1", "--quiet",
-                 "--crops-per-epoch", "64", "--out", str(run), *TINY]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "fit",
+                "cnn",
+                "--data",
+                "folder",
+                "--data-dir",
+                str(photos),
+                "--epochs",
+                "1",
+                "--quiet",
+                "--crops-per-epoch",
+                "64",
+                "--out",
+                str(run),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     record = json.loads((run / "log.jsonl").read_text())
     assert record["val_mse"] > 0
 

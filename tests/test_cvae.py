@@ -11,8 +11,9 @@ from pyro_sr.inference.svi import SVIConfig, elbo_terms, fit_vae
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE, CVAEConfig
 
 TINY = CVAEConfig(channels=8, blocks=1)
-TINY_PAPER = CVAEConfig(prior="linear", latent_dim=12, channels=8, blocks=1, decoder_sees_lr=False,
-                        likelihood_scale=0.01)  # fmt: skip
+TINY_PAPER = CVAEConfig(
+    prior="linear", latent_dim=12, channels=8, blocks=1, decoder_sees_lr=False, likelihood_scale=0.01
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +35,10 @@ def traces(vae, lr, hr, beta=1.0):
 
 def sample_sites(trace):
     return {
-        name: site for name, site in trace.nodes.items()
+        name: site
+        for name, site in trace.nodes.items()
         if site["type"] == "sample" and not poutine.util.site_is_subsample(site)
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize("config,size,latent_shape", [(TINY, (2, 3), (4, 2, 3)), (TINY_PAPER, (8, 8), (12,))])
@@ -131,8 +133,9 @@ def test_resume_gives_identical_next_epoch(tmp_path, pairs, interrupt_after_firs
     interrupt_after_first_epoch()
     with pytest.raises(KeyboardInterrupt):
         fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "b", device="cpu", progress=False)
-    resumed = fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "b", device="cpu", resume=True,
-                      progress=False)  # fmt: skip
+    resumed = fit_vae(
+        seeded_vae(), "cvae", config, train, val, tmp_path / "b", device="cpu", resume=True, progress=False
+    )
     for a, b in zip(straight[1:], resumed[1:], strict=True):
         assert a["train_loss"] == b["train_loss"] and a["val_elbo"] == b["val_elbo"] and a["beta"] == b["beta"]
 
@@ -163,8 +166,12 @@ def test_cli_fits_samples_upscales_and_evaluates_a_vae(tmp_path, capsys):
     run = tmp_path / "run"
     fit = ["fit", "vae", "--data", "sample", "--epochs", "1", "--channels", "8", "--blocks", "1", "--kl", "linear"]
     assert main([*fit, "--warmup-steps", "2", "--elbo", "meanfield", "--quiet", "--out", str(run)]) == 0
-    assert main(["sample", str(run), "--data", "sample", "--limit", "2", "--num-samples", "3", "--out",
-                 str(tmp_path / "s")]) == 0  # fmt: skip
+    assert (
+        main(
+            ["sample", str(run), "--data", "sample", "--limit", "2", "--num-samples", "3", "--out", str(tmp_path / "s")]
+        )
+        == 0
+    )
     names = sorted(p.name for p in (tmp_path / "s").iterdir())
     first = "sample_test_00000"
     expected = ["", "_grid", "_sample0", "_sample1", "_sample2", "_std"]
@@ -172,8 +179,12 @@ def test_cli_fits_samples_upscales_and_evaluates_a_vae(tmp_path, capsys):
     image = tmp_path / "in.png"
     Image.new("RGB", (10, 6), (200, 40, 40)).save(image)
     assert main(["upscale", str(image), "--model", str(run), "--num-samples", "2", "--out", str(tmp_path / "u")]) == 0
-    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["in.png", "in_sample0.png", "in_sample1.png",
-                                                                  "in_std.png"]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == [
+        "in.png",
+        "in_sample0.png",
+        "in_sample1.png",
+        "in_std.png",
+    ]
     with Image.open(tmp_path / "u" / "in_sample1.png") as sample:
         assert sample.size == (40, 24)
     capsys.readouterr()
@@ -219,8 +230,9 @@ def test_fit_and_sample_on_cuda(tmp_path, pairs):
 
     train, val = pairs
     vae = seeded_vae()
-    history = fit_vae(vae, "cvae", SVIConfig(epochs=1, batch_size=16), train, val, tmp_path, device="cuda",
-                      progress=False)  # fmt: skip
+    history = fit_vae(
+        vae, "cvae", SVIConfig(epochs=1, batch_size=16), train, val, tmp_path, device="cuda", progress=False
+    )
     assert history[0]["val_elbo"] == history[0]["val_elbo"]
     samples = sample_super_resolutions(vae, val.lr[:2].cuda(), 3)
     assert samples.device.type == "cuda" and samples.shape == (3, 2, 3, 32, 32)

@@ -26,8 +26,15 @@ def trained_run(tmp_path_factory, pairs):
     run = tmp_path_factory.mktemp("run")
     pyro.set_rng_seed(0)
     vae = HierarchicalVAE(TINY)
-    fit_vae(vae, "hvae", SVIConfig(epochs=2, batch_size=16), pairs.subset(torch.arange(48)),
-            pairs.subset(torch.arange(48, 64)), run, progress=False)  # fmt: skip
+    fit_vae(
+        vae,
+        "hvae",
+        SVIConfig(epochs=2, batch_size=16),
+        pairs.subset(torch.arange(48)),
+        pairs.subset(torch.arange(48, 64)),
+        run,
+        progress=False,
+    )
     return run, vae
 
 
@@ -79,8 +86,9 @@ def test_interval_coverage_is_calibrated_for_draws_from_the_truths_distribution(
 
 def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_path):
     run, _ = trained_run
-    summary = diagnose(run, pairs, tmp_path / "report", config=DiagnoseConfig(images=12, ks=(1, 4, 24),
-                       ppc_images=2, ppc_samples=8))  # fmt: skip
+    summary = diagnose(
+        run, pairs, tmp_path / "report", config=DiagnoseConfig(images=12, ks=(1, 4, 24), ppc_images=2, ppc_samples=8)
+    )
     text = summary.read_text()
     for expected in ("## Training", "| z4 |", "Pareto k̂ per image", "## Posterior predictive calibration"):
         assert expected in text
@@ -99,8 +107,25 @@ def test_cli_diagnose_and_its_errors(trained_run, tmp_path, capsys):
     args = ["diagnose", str(run), "--data", "sample", "--images", "6", "--iw-samples", "1", "2", "--ppc-samples", "3"]
     assert main([*args, "--out", str(tmp_path / "r")]) == 0
     assert "Pareto k̂ was not computed" in (tmp_path / "r" / "summary.md").read_text()
-    assert main(["diagnose", "vae", "--data", "sample", "--images", "4", "--iw-samples", "1", "--ppc-samples", "2",
-                 "--out", str(tmp_path / "bundled")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "diagnose",
+                "vae",
+                "--data",
+                "sample",
+                "--images",
+                "4",
+                "--iw-samples",
+                "1",
+                "--ppc-samples",
+                "2",
+                "--out",
+                str(tmp_path / "bundled"),
+            ]
+        )
+        == 0
+    )
     assert "| 5 | 7035 |" in (tmp_path / "bundled" / "summary.md").read_text()  # the bundled VAE's 5 epochs
     capsys.readouterr()
     assert main(["diagnose", str(tmp_path / "missing"), "--data", "sample"]) == 2

@@ -28,8 +28,9 @@ def free_port() -> int:
 
 
 def join(rank: int, world_size: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
-                      LOCAL_RANK=str(rank))  # fmt: skip
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
 
 
@@ -64,8 +65,16 @@ def fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
     data = pairs()
     pyro.set_rng_seed(0)
     vae = ConditionalVAE(TINY)
-    fit_vae(vae, "cvae", SVIConfig(epochs=1, batch_size=4), data.subset(torch.arange(40)),
-            data.subset(torch.arange(40, 48)), f"{out}/run", device="cpu", progress=False)  # fmt: skip
+    fit_vae(
+        vae,
+        "cvae",
+        SVIConfig(epochs=1, batch_size=4),
+        data.subset(torch.arange(40)),
+        data.subset(torch.arange(40, 48)),
+        f"{out}/run",
+        device="cpu",
+        progress=False,
+    )
     torch.save(vae.state_dict(), f"{out}/params{rank}.pt")
     torch_dist.destroy_process_group()
 
@@ -93,8 +102,16 @@ def test_two_process_fit_keeps_ranks_identical_and_resumes_in_one_process(tmp_pa
     assert all(torch.equal(checkpoint["model"][k], params[0][k]) for k in params[0])
     data = pairs()
     vae = ConditionalVAE(TINY)
-    history = fit_vae(vae, "cvae", SVIConfig(epochs=2, batch_size=4), data.subset(torch.arange(40)),
-                      data.subset(torch.arange(40, 48)), run, resume=True, progress=False)  # fmt: skip
+    history = fit_vae(
+        vae,
+        "cvae",
+        SVIConfig(epochs=2, batch_size=4),
+        data.subset(torch.arange(40)),
+        data.subset(torch.arange(40, 48)),
+        run,
+        resume=True,
+        progress=False,
+    )
     assert [r["epoch"] for r in history] == [1, 2] and history[-1]["step"] == 15  # one process: batches of 4
 
 

@@ -179,21 +179,64 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
     run = tmp_path / "run"
     fit = ["fit", "hvae", "--data", "sample", "--epochs", "1", "--channels", "16"]
     assert main([*fit, "--lr-blocks", "1", "--latent-channels", "2", "--out", str(run), "--quiet"]) == 0
-    assert main(["sample", str(run), "--data", "sample", "--limit", "2", "--num-samples", "3", "--lr-consistent",
-                 "--out", str(tmp_path / "samples")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                str(run),
+                "--data",
+                "sample",
+                "--limit",
+                "2",
+                "--num-samples",
+                "3",
+                "--lr-consistent",
+                "--out",
+                str(tmp_path / "samples"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "samples" / "sample_test_00001_sample2.png").is_file()
     Image.fromarray(np.full((6, 10, 3), 128, dtype=np.uint8)).save(tmp_path / "flat.png")
-    assert main(["upscale", str(tmp_path / "flat.png"), "--model", str(run), "--num-samples", "2", "--lr-consistent",
-                 "--out", str(tmp_path / "up")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "upscale",
+                str(tmp_path / "flat.png"),
+                "--model",
+                str(run),
+                "--num-samples",
+                "2",
+                "--lr-consistent",
+                "--out",
+                str(tmp_path / "up"),
+            ]
+        )
+        == 0
+    )
     with Image.open(tmp_path / "up" / "flat_sample1.png") as image:
         assert image.size == (40, 24)
     capsys.readouterr()
-    assert main(["evaluate", str(run), "cnn", "--data", "sample", "--limit", "8", "--num-samples", "2",
-                 "--lr-consistent"]) == 0  # fmt: skip
+    assert (
+        main(["evaluate", str(run), "cnn", "--data", "sample", "--limit", "8", "--num-samples", "2", "--lr-consistent"])
+        == 0
+    )
     table = capsys.readouterr().out
     assert "run + projection: mean of 2" in table and "cnn + projection" in table
-    likelihood = ["likelihood", str(run), "cnn", "--data-dir", str(fake_cifar_batches), "--val-size", "20",
-                  "--limit", "10", "--num-samples", "3"]  # fmt: skip
+    likelihood = [
+        "likelihood",
+        str(run),
+        "cnn",
+        "--data-dir",
+        str(fake_cifar_batches),
+        "--val-size",
+        "20",
+        "--limit",
+        "10",
+        "--num-samples",
+        "3",
+    ]
     assert main(likelihood) == 0
     table = capsys.readouterr().out
     assert "IWAE, K=3" in table and "ELBO" in table and "Normal around the prediction" in table
@@ -205,8 +248,16 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
 def test_fit_sample_project_and_score_on_cuda(tmp_path, pairs):
     train, val = pairs
     vae = seeded_hvae()
-    history = fit_vae(vae, "hvae", SVIConfig(epochs=1, batch_size=16, elbo="meanfield"), train, val, tmp_path,
-                      device="cuda", progress=False)  # fmt: skip
+    history = fit_vae(
+        vae,
+        "hvae",
+        SVIConfig(epochs=1, batch_size=16, elbo="meanfield"),
+        train,
+        val,
+        tmp_path,
+        device="cuda",
+        progress=False,
+    )
     assert history[0]["val_elbo"] == history[0]["val_elbo"]
     lr = val.lr[:2].cuda()
     samples = sample_super_resolutions(vae, lr, 3)
@@ -230,8 +281,15 @@ def test_group_kl_weights_reach_each_group_and_are_checked(tmp_path, pairs, monk
     assert seen[0] == (1.0, 1.0, 0.5, 2.0)
     assert config.kl_weight(0) == (1.0, 1.0, 0.5, 2.0) and SVIConfig().kl_weight(0) == 1.0
     with pytest.raises(ValueError, match="one KL weight per latent group"):
-        fit_vae(seeded_hvae(), "hvae", SVIConfig(epochs=1, group_kl_weights=(1, 2)), pairs[0], None,
-                tmp_path / "bad", progress=False)  # fmt: skip
+        fit_vae(
+            seeded_hvae(),
+            "hvae",
+            SVIConfig(epochs=1, group_kl_weights=(1, 2)),
+            pairs[0],
+            None,
+            tmp_path / "bad",
+            progress=False,
+        )
     assert not (tmp_path / "bad").exists()
 
 

@@ -18,8 +18,22 @@ def test_seed_cnn_is_the_papers_network():
     convs = [(m.in_channels, m.out_channels, m.kernel_size[0]) for m in layers if isinstance(m, nn.Conv2d)]
     assert convs == [(3, 64, 3), (64, 64, 5), (64, 128, 5), (128, 64, 5), (64, 3, 5)]
     kinds = [type(m).__name__ for m in layers]
-    assert kinds == ["Conv2d", "ReLU", "Upsample", "ReLU", "Conv2d", "ReLU", "Upsample", "ReLU",
-                     "Conv2d", "ReLU", "Conv2d", "ReLU", "Conv2d", "ReLU"]  # fmt: skip
+    assert kinds == [
+        "Conv2d",
+        "ReLU",
+        "Upsample",
+        "ReLU",
+        "Conv2d",
+        "ReLU",
+        "Upsample",
+        "ReLU",
+        "Conv2d",
+        "ReLU",
+        "Conv2d",
+        "ReLU",
+        "Conv2d",
+        "ReLU",
+    ]
     assert all(m.mode == "bicubic" and m.scale_factor == 2 for m in layers if isinstance(m, nn.Upsample))
 
 

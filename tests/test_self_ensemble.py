@@ -13,11 +13,14 @@ def test_every_symmetry_is_undone_by_its_inverse():
         torch.testing.assert_close(g.invert(g.apply(images)), images, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("degradation", "count", "mirrors"), [
-    (Degradation(scale=4), 12, False),  # offset 2 of 4: mirroring moves the sampling grid
-    (Degradation(scale=2), 12, False),
-    (Degradation("bicubic", 4), 48, True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("degradation", "count", "mirrors"),
+    [
+        (Degradation(scale=4), 12, False),  # offset 2 of 4: mirroring moves the sampling grid
+        (Degradation(scale=2), 12, False),
+        (Degradation("bicubic", 4), 48, True),
+    ],
+)
 def test_the_symmetries_found_are_exactly_those_that_commute_with_degrading(degradation, count, mirrors):
     found = degradation_symmetries(degradation)
     assert len(found) == count and found[0] == ALL_SYMMETRIES[0]

@@ -61,8 +61,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, pairs):
     good = (tmp_path / "checkpoint.pt").read_bytes()
     broken = PairedImages(train.hr, train.lr.clone().fill_(float("nan")))
     with pytest.raises(TrainingError, match="loss became nan"):
-        fit_cnn(TINY, TrainConfig(epochs=2, batch_size=16), broken, val, tmp_path, device="cpu", resume=True,
-                progress=False)  # fmt: skip
+        fit_cnn(
+            TINY, TrainConfig(epochs=2, batch_size=16), broken, val, tmp_path, device="cpu", resume=True, progress=False
+        )
     assert (tmp_path / "checkpoint.pt").read_bytes() == good
     assert not list(tmp_path.glob(".*.tmp"))
 

@@ -68,9 +68,13 @@ class VariationalFit:
 
 
 def variational_fit(
-    vae: nn.Module, pairs: PairedImages, ks: tuple[int, ...] = (1, 8, 64), device: torch.device | str = "cpu",
-    batch_size: int = 25, seed: int = 0,
-) -> VariationalFit:  # fmt: skip
+    vae: nn.Module,
+    pairs: PairedImages,
+    ks: tuple[int, ...] = (1, 8, 64),
+    device: torch.device | str = "cpu",
+    batch_size: int = 25,
+    seed: int = 0,
+) -> VariationalFit:
     """Draw max(ks) importance weights per image on dequantised HR images; bounds for each K use the first K
     draws, so they are nested and the ELBO–IWAE gap is measured on the same draws."""
     if not ks or min(ks) < 1:

@@ -94,7 +94,12 @@ def plot_calibration(levels: tuple[float, ...], coverage: np.ndarray, path: Path
     fig, ax = plt.subplots(figsize=(4.2, 4))
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
     ax.plot(levels, coverage, "o-", label="model")
-    ax.set(title="per-pixel predictive calibration", xlabel="nominal central interval",
-           ylabel="share of HR pixels inside", xlim=(0, 1), ylim=(0, 1))  # fmt: skip
+    ax.set(
+        title="per-pixel predictive calibration",
+        xlabel="nominal central interval",
+        ylabel="share of HR pixels inside",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend()
     save_figure(fig, path)

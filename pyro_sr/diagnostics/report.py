@@ -99,34 +99,71 @@ def _cell(record: dict, key: str, digits: int) -> str:
     return f"{record[key]:.{digits}f}" if key in record else "–"
 
 
-def _summary(run_dir: str | Path, checkpoint: str, history, fit: VariationalFit, units: ActiveUnits, coverage,
-             dims: int, figures: list[str]) -> str:  # fmt: skip
+def _summary(
+    run_dir: str | Path,
+    checkpoint: str,
+    history,
+    fit: VariationalFit,
+    units: ActiveUnits,
+    coverage,
+    dims: int,
+    figures: list[str],
+) -> str:
     lines = [f"# Diagnostics of `{run_dir}`", "", f"Checkpoint: `{checkpoint}`.", ""]
     if history:
         last = history[-1]
-        lines += ["## Training", "", "| epoch | step | β | train ELBO | val ELBO | val KL | val log-lik | val PSNR |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        lines += [
+            "## Training",
+            "",
+            "| epoch | step | β | train ELBO | val ELBO | val KL | val log-lik | val PSNR |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in history:
-            cells = [_cell(r, "train_elbo", 1), _cell(r, "val_elbo", 1), _cell(r, "val_kl", 1),
-                     _cell(r, "val_log_lik", 1), _cell(r, "val_psnr", 2)]  # fmt: skip
+            cells = [
+                _cell(r, "train_elbo", 1),
+                _cell(r, "val_elbo", 1),
+                _cell(r, "val_kl", 1),
+                _cell(r, "val_log_lik", 1),
+                _cell(r, "val_psnr", 2),
+            ]
             lines.append(f"| {r['epoch']} | {r['step']} | {r['beta']:.3f} | " + " | ".join(cells) + " |")
         if "train_elbo" in last and "val_elbo" in last:
             gap = last["train_elbo"] - last["val_elbo"]
-            lines += ["", f"Train minus validation ELBO at the end: {gap:.1f} nats/image "
-                      f"({gap / dims / LN2:.4f} bits/dim)."]  # fmt: skip
+            lines += [
+                "",
+                f"Train minus validation ELBO at the end: {gap:.1f} nats/image ({gap / dims / LN2:.4f} bits/dim).",
+            ]
         lines.append("")
     total_kl = sum(units.kl.values()) or 1.0
-    lines += ["## Latent groups", "", "| group | KL (nats/image) | share of KL | active units | units |",
-              "|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "## Latent groups",
+        "",
+        "| group | KL (nats/image) | share of KL | active units | units |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in units.units:
-        lines.append(f"| {name} | {units.kl[name]:.2f} | {100 * units.kl[name] / total_kl:.1f}% | "
-                     f"{units.active[name]} | {units.units[name]} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {units.kl[name]:.2f} | {100 * units.kl[name] / total_kl:.1f}% | "
+            f"{units.active[name]} | {units.units[name]} |"
+        )
     collapsed = units.collapsed()
-    lines += ["", f"**Warning: collapsed group(s) {', '.join(collapsed)}** (no active unit or KL below 0.1 nats): "
-              "the model ignores them." if collapsed else "No latent group has collapsed.", ""]  # fmt: skip
+    lines += [
+        "",
+        f"**Warning: collapsed group(s) {', '.join(collapsed)}** (no active unit or KL below 0.1 nats): "
+        "the model ignores them."
+        if collapsed
+        else "No latent group has collapsed.",
+        "",
+    ]
     ks = sorted(fit.bounds)
-    lines += ["## Variational fit", "", f"On {len(fit.pareto_k)} test images, dequantised; nats per image.", "",
-              "| K | bound (nats/image) | bits/dim |", "|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "## Variational fit",
+        "",
+        f"On {len(fit.pareto_k)} test images, dequantised; nats per image.",
+        "",
+        "| K | bound (nats/image) | bits/dim |",
+        "|---:|---:|---:|",
+    ]
     for k in ks:
         bound = float(fit.bounds[k].mean())
         lines.append(f"| {k} | {bound:.2f} | {-bound / dims / LN2 + 8:.4f} |")

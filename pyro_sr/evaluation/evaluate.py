@@ -18,8 +18,13 @@ from pyro_sr.models.cnn import bicubic_upscale, nearest_upscale
 
 
 @torch.no_grad()
-def score(upscaler: Upscaler, pairs: PairedImages, degradation: Degradation, device: torch.device | str = "cpu",
-          batch_size: int = 250) -> dict[str, float]:  # fmt: skip
+def score(
+    upscaler: Upscaler,
+    pairs: PairedImages,
+    degradation: Degradation,
+    device: torch.device | str = "cpu",
+    batch_size: int = 250,
+) -> dict[str, float]:
     """Metrics of ``upscaler`` (LR batch -> SR batch) over all of ``pairs``."""
     metrics = SRMetrics(degradation)
     for lr, hr in pairs.batches(batch_size, device=device):
@@ -28,9 +33,16 @@ def score(upscaler: Upscaler, pairs: PairedImages, degradation: Degradation, dev
 
 
 @torch.no_grad()
-def score_samples(vae: torch.nn.Module, pairs: PairedImages, degradation: Degradation, num_samples: int,
-                  temperature: float = 1.0, device: torch.device | str = "cpu", batch_size: int = 100,
-                  project: bool = False):  # fmt: skip
+def score_samples(
+    vae: torch.nn.Module,
+    pairs: PairedImages,
+    degradation: Degradation,
+    num_samples: int,
+    temperature: float = 1.0,
+    device: torch.device | str = "cpu",
+    batch_size: int = 100,
+    project: bool = False,
+):
     """Two rows of metrics for a VAE: the mean of ``num_samples`` samples, and single samples (each sample
     scored on its own), both with the diversity (mean per-pixel std across samples). With ``project`` each
     sample is first projected onto its LR input."""

@@ -99,9 +99,13 @@ class BitsPerDim:
 
 
 def vae_bits_per_dim(
-    vae: nn.Module, pairs: PairedImages, num_samples: int, device: torch.device | str = "cpu", batch_size: int = 50,
+    vae: nn.Module,
+    pairs: PairedImages,
+    num_samples: int,
+    device: torch.device | str = "cpu",
+    batch_size: int = 50,
     seed: int = 0,
-) -> BitsPerDim:  # fmt: skip
+) -> BitsPerDim:
     """Conditional bits/dim of a VAE over ``pairs`` from the K-sample importance-weighted bound."""
     generator = torch.Generator().manual_seed(seed)
     values = [
@@ -118,9 +122,13 @@ def _squared_errors(upscaler: Upscaler, pairs: PairedImages, device, batch_size:
 
 
 def gaussian_bits_per_dim(
-    upscaler: Upscaler, fit_pairs: PairedImages, pairs: PairedImages, device: torch.device | str = "cpu",
-    batch_size: int = 250, seed: int = 0,
-) -> tuple[BitsPerDim, float]:  # fmt: skip
+    upscaler: Upscaler,
+    fit_pairs: PairedImages,
+    pairs: PairedImages,
+    device: torch.device | str = "cpu",
+    batch_size: int = 250,
+    seed: int = 0,
+) -> tuple[BitsPerDim, float]:
     """Bits/dim over ``pairs`` of N(y; upscaler(lr), σ²), σ fitted by maximum likelihood (the RMS error) on
     ``fit_pairs``; returns the score and σ."""
     generator = torch.Generator().manual_seed(seed)
@@ -131,9 +139,13 @@ def gaussian_bits_per_dim(
 
 
 def likelihood_rows(
-    checkpoints: list[str], pairs: PairedImages, fit_pairs: PairedImages, degradation: Degradation,
-    num_samples: int, device: str = "cpu",
-) -> list[dict]:  # fmt: skip
+    checkpoints: list[str],
+    pairs: PairedImages,
+    fit_pairs: PairedImages,
+    degradation: Degradation,
+    num_samples: int,
+    device: str = "cpu",
+) -> list[dict]:
     """Bits/dim rows: bicubic and each CNN as a Normal around the prediction (scale fitted on ``fit_pairs``),
     each VAE by its ELBO (K = 1) and its K-sample importance-weighted bound."""
     from pyro_sr.models.cnn import bicubic_upscale
@@ -163,6 +175,8 @@ def likelihood_rows(
 
 def format_likelihood_table(rows: list[dict]) -> str:
     lines = ["| model | estimate | K | bits/dim | standard error |", "|---|---|---:|---:|---:|"]
-    lines += [f"| {r['model']} | {r['method']} | {r['k']} | {r['bits_per_dim']:.4f} | {r['standard_error']:.4f} |"
-              for r in rows]  # fmt: skip
+    lines += [
+        f"| {r['model']} | {r['method']} | {r['k']} | {r['bits_per_dim']:.4f} | {r['standard_error']:.4f} |"
+        for r in rows
+    ]
     return "\n".join(lines)

@@ -30,8 +30,9 @@ def project_to_lr(
     clamp would undo part of the correction.
     """
     if sr.shape[-3] != lr.shape[-3] or tuple(sr.shape[-2:]) != tuple(degradation.scale * s for s in lr.shape[-2:]):
-        raise ValueError(f"SR shape {tuple(sr.shape)} does not match x{degradation.scale} the LR shape "
-                         f"{tuple(lr.shape)}")  # fmt: skip
+        raise ValueError(
+            f"SR shape {tuple(sr.shape)} does not match x{degradation.scale} the LR shape {tuple(lr.shape)}"
+        )
     x = sr.reshape(-1, *sr.shape[-3:]).double()
     y = lr.double().expand(*sr.shape[:-3], *lr.shape[-3:]).reshape(-1, *lr.shape[-3:])
     _, vjp = torch.func.vjp(degradation, torch.zeros_like(x))

@@ -59,8 +59,10 @@ def setup(dist: Distributed, device: torch.device) -> torch.device:
     if device.type == "cuda":
         if dist.local_rank >= torch.cuda.device_count():
             visible = torch.cuda.device_count()
-            raise ValueError(f"process {dist.local_rank} of this machine has no GPU ({visible} visible): "
-                             "start one process per GPU (torchrun --nproc-per-node), or use --device cpu")  # fmt: skip
+            raise ValueError(
+                f"process {dist.local_rank} of this machine has no GPU ({visible} visible): "
+                "start one process per GPU (torchrun --nproc-per-node), or use --device cpu"
+            )
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     if not torch_dist.is_initialized():
@@ -93,8 +95,14 @@ class DataParallelSVI:
     """``SVI.step`` for one rank of a data-parallel job: DDP backward (gradients all-reduced), then the Pyro
     optimizer on the parameters the step touched, as ``pyro.infer.SVI`` does."""
 
-    def __init__(self, vae: nn.Module, optim: pyro.optim.PyroOptim, elbo: pyro.infer.ELBO, dist: Distributed,
-                 device: torch.device):  # fmt: skip
+    def __init__(
+        self,
+        vae: nn.Module,
+        optim: pyro.optim.PyroOptim,
+        elbo: pyro.infer.ELBO,
+        dist: Distributed,
+        device: torch.device,
+    ):
         device_ids = [device.index] if device.type == "cuda" else None
         self.loss = DistributedDataParallel(ELBOLoss(vae, elbo, dist.world_size), device_ids=device_ids)
         self.optim = optim

@@ -198,13 +198,18 @@ def fit_vae(
         vae.train()
         started, seen, loss_sum, beta = time.perf_counter(), 0, 0.0, config.kl.factor(step)
         step_log = []
-        batches = train_data.batches(global_batch, shuffle=True, generator=shuffle, device=dev,
-                                     shard=(dist.rank, dist.world_size))  # fmt: skip
+        batches = train_data.batches(
+            global_batch, shuffle=True, generator=shuffle, device=dev, shard=(dist.rank, dist.world_size)
+        )
         bar = tqdm(
             itertools.islice(batches, steps_per_epoch),
-            total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not (progress and dist.is_main),
-            mininterval=5, file=sys.stderr, leave=False,
-        )  # fmt: skip
+            total=steps_per_epoch,
+            desc=f"epoch {epoch}/{config.epochs}",
+            disable=not (progress and dist.is_main),
+            mininterval=5,
+            file=sys.stderr,
+            leave=False,
+        )
         for lr_batch, hr_batch in bar:
             beta = config.kl.factor(step)
             loss = svi.step(lr_batch, hr_batch, config.kl_weight(step))

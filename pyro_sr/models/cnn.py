@@ -60,10 +60,13 @@ class SeedCNN(nn.Module):
             if stage < stages - 1:
                 layers += [nn.Conv2d(64, 64, 5, padding=2), nn.ReLU()]
         layers += [
-            nn.Conv2d(64, 128, 5, padding=2), nn.ReLU(),
-            nn.Conv2d(128, 64, 5, padding=2), nn.ReLU(),
-            nn.Conv2d(64, 3, 5, padding=2), nn.ReLU(),
-        ]  # fmt: skip
+            nn.Conv2d(64, 128, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(128, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 3, 5, padding=2),
+            nn.ReLU(),
+        ]
         self.net = nn.Sequential(*layers)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:

@@ -72,17 +72,24 @@ class ConditionalVAE(nn.Module):
         if config.prior == "spatial":
             self.prior_net = conv3x3(c, 2 * config.latent_channels)
             self.posterior_net = nn.Sequential(
-                conv3x3(guide_in, c), nn.ReLU(), ResidualBlock(c, 2), ResidualBlock(c, 2),
+                conv3x3(guide_in, c),
+                nn.ReLU(),
+                ResidualBlock(c, 2),
+                ResidualBlock(c, 2),
                 conv3x3(c, 2 * config.latent_channels),
-            )  # fmt: skip
+            )
             self.latent_in = conv3x3(config.latent_channels, c)
         else:
             pixels = config.lr_size * config.lr_size
             self.prior_net = nn.Linear(3 * pixels, 2 * config.latent_dim)
             self.posterior_net = nn.Sequential(
-                conv3x3(guide_in, c), nn.ReLU(), ResidualBlock(c, 2), ResidualBlock(c, 2), nn.Flatten(),
+                conv3x3(guide_in, c),
+                nn.ReLU(),
+                ResidualBlock(c, 2),
+                ResidualBlock(c, 2),
+                nn.Flatten(),
                 nn.Linear(c * pixels, 2 * config.latent_dim),
-            )  # fmt: skip
+            )
             self.latent_in = nn.Linear(config.latent_dim, c * pixels)
         decoder_in = 2 * c if config.decoder_sees_lr else c
         self.decoder = nn.Sequential(

@@ -66,8 +66,9 @@ class HVAEConfig:
                 f"got {list(self.groups_per_scale)}"
             )
         if min(self.groups_per_scale) < 0 or sum(self.groups_per_scale) < 1:
-            raise ValueError(f"groups_per_scale must be non-negative with at least one group, got "
-                             f"{list(self.groups_per_scale)}")  # fmt: skip
+            raise ValueError(
+                f"groups_per_scale must be non-negative with at least one group, got {list(self.groups_per_scale)}"
+            )
         if min(self.channels, self.min_channels, self.latent_channels, self.lr_blocks, self.blocks_per_group) < 1:
             raise ValueError("channels, latent channels and block counts must be >= 1")
         if self.base is not None and CNNConfig(**self.base).scale != self.scale:

@@ -209,6 +209,8 @@ def fit_cnn(
         )
         if progress:
             val = "" if record["val_mse"] is None else f"  val MSE {record['val_mse']:.5f}"
-            print(f"epoch {epoch}: train MSE {record['train_mse']:.5f}{val}  ({record['images_per_s']:.0f} images/s)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"epoch {epoch}: train MSE {record['train_mse']:.5f}{val}  ({record['images_per_s']:.0f} images/s)",
+                file=sys.stderr,
+            )
     return history
