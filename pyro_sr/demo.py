@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pyro
 import torch
 
+from pyro_sr.common import resolve_device, seed_everything, write_json
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.data.images import atomic_write
 from pyro_sr.evaluation.evaluate import evaluate_models, format_table
-from pyro_sr.evaluation.figures import save_comparison_grid
-from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
-from pyro_sr.inference.upscale import std_map
-from pyro_sr.models.cnn import bicubic_upscale, nearest_upscale
-from pyro_sr.pretrained import BUNDLED_MODELS, DEFAULT_MODEL, bundled_path, load_model
-from pyro_sr.training.device import resolve_device
+from pyro_sr.predict.figures import baseline_columns, sample_columns, save_comparison_grid
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, sample_super_resolutions
+from pyro_sr.weights.loading import DEFAULT_MODEL, list_models, load_model
 
 GRID_IMAGES = 8
-NUM_SAMPLES = 16
 SAMPLE_COLUMNS = {"vae": ("VAE", 2), "hvae": ("HVAE", 4)}  # bundled VAE -> its label and samples in the grid
 
 
@@ -29,33 +23,25 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> str:
     and ``metrics.json``; return the metrics table."""
     out_dir = Path(out_dir)
     dev = resolve_device(device)
-    pyro.set_rng_seed(0)  # the VAEs' samples, so the demo's numbers are the same on every run
+    seed_everything(0)  # the VAEs' samples, so the demo's numbers are the same on every run
     degradation = Degradation()
     pairs = PairedImages.from_hr(load_bundled_sample(), degradation)
-    names = [name for name in BUNDLED_MODELS if bundled_path(name).is_file()]
-    rows = evaluate_models(names, pairs, degradation, device=str(dev), num_samples=NUM_SAMPLES)
+    names = list_models()
+    rows = evaluate_models(names, pairs, degradation, device=str(dev), num_samples=DEFAULT_NUM_SAMPLES)
     lr, hr = next(pairs.batches(GRID_IMAGES, device=dev))
     best = load_model(DEFAULT_MODEL, dev)
     with torch.no_grad():
-        columns = {
-            "LR (8x8)": nearest_upscale(lr, 4),
-            "bicubic": bicubic_upscale(lr, 4),
-            f"our CNN ({best.name})": best.model(lr),
-        }
+        columns = baseline_columns(lr, 4, (f"our CNN ({best.name})", best.model.predict), input_label="LR (8x8)")
         for name in (n for n in SAMPLE_COLUMNS if n in names):
             label, shown = SAMPLE_COLUMNS[name]
-            samples = sample_super_resolutions(load_model(name, dev).model, lr, NUM_SAMPLES)
-            mean, std = summarize_samples(samples)
-            columns[f"{label} mean of {NUM_SAMPLES}"] = mean
-            columns.update({f"{label} sample {k}": samples[k] for k in range(shown)})
-            columns[f"{label} std"] = torch.stack([std_map(s) for s in std])
+            samples = sample_super_resolutions(load_model(name, dev).model, lr, DEFAULT_NUM_SAMPLES)
+            columns.update(sample_columns(samples, label, shown))
         columns["HR (32x32)"] = hr
     save_comparison_grid(columns, out_dir / "demo_grid.png")
-    table = format_table(rows)
     report = {
         "data": "bundled sample: first 64 CIFAR-10 test images",
         "degradation": vars(degradation),
         "results": rows,
     }
-    atomic_write(out_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
-    return f"{table}\n\nwrote {out_dir / 'demo_grid.png'} and {out_dir / 'metrics.json'}"
+    write_json(out_dir / "metrics.json", report)
+    return f"{format_table(rows)}\n\nwrote {out_dir / 'demo_grid.png'} and {out_dir / 'metrics.json'}"

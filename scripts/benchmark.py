@@ -13,10 +13,10 @@ import time
 
 import torch
 
-from pyro_sr.inference.upscale import super_resolve
+from pyro_sr.common import resolve_device
 from pyro_sr.models.cnn import CNNConfig, build_cnn
+from pyro_sr.predict.tiling import super_resolve
 from pyro_sr.training.cnn import TRAIN_PRESETS, make_optimizer
-from pyro_sr.training.device import resolve_device
 
 
 def _sync(device: torch.device) -> None:

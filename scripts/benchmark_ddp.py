@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pyro_sr.data.images import atomic_write
+from pyro_sr.common import atomic_write
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -27,8 +27,8 @@ def worker(args: argparse.Namespace) -> None:
 
     from pyro_sr.data.datasets import load_pairs
     from pyro_sr.data.degradation import Degradation
-    from pyro_sr.inference.svi import SVIConfig, fit_vae
     from pyro_sr.models import build_model
+    from pyro_sr.training.svi import SVIConfig, fit_vae
 
     torch.set_num_threads(args.threads_per_proc)
     train = load_pairs("cifar10", "train", Degradation(), args.data_dir)
@@ -37,7 +37,6 @@ def worker(args: argparse.Namespace) -> None:
     vae = build_model(args.kind, {})
     fit_vae(
         vae,
-        args.kind,
         SVIConfig(epochs=1, batch_size=args.batch_size),
         train,
         None,
@@ -50,7 +49,7 @@ def worker(args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--kind", default="cvae", choices=("cvae", "hvae"))
+    parser.add_argument("--kind", default="vae", choices=("vae", "hvae"))
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads over all processes")
     parser.add_argument("--images", type=int, default=4096)

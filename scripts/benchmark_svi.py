@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim import Adam
 
+from pyro_sr.common import resolve_device
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
-from pyro_sr.training.device import resolve_device
 
 
 def handwritten_loss(vae: ConditionalVAE, lr: torch.Tensor, hr: torch.Tensor, beta: float, analytic: bool):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.evaluation.evaluate import evaluate_models
-from pyro_sr.pretrained import BUNDLED_MODELS, bundled_path, degradation_of, export_weights
-from pyro_sr.training.checkpoint import load_checkpoint
-
-NUM_SAMPLES = 16
+from pyro_sr.metrics import METRIC_KEYS
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES as NUM_SAMPLES
+from pyro_sr.weights.checkpoint import load_checkpoint
+from pyro_sr.weights.loading import BUNDLED_MODELS, bundled_path, degradation_of, export_weights
 
 
 def main() -> int:
@@ -30,7 +30,7 @@ def main() -> int:
     degradation = degradation_of(load_checkpoint(args.checkpoint))
     test = load_pairs("cifar10", "test", degradation, args.data_dir)
     rows = evaluate_models([args.checkpoint], test, degradation, num_samples=NUM_SAMPLES)[2:]  # after nearest, bicubic
-    keys = ("mse", "psnr", "mean_psnr", "ssim", "lr_psnr", "diversity")
+    keys = (*METRIC_KEYS, "diversity")
     scored = [{k: row[k] for k in keys if k in row} for row in rows]
     metrics = {"cifar10_test_images": len(test)}
     metrics.update(scored[0] if len(scored) == 1 else {f"mean_of_{NUM_SAMPLES}": scored[0], "one_sample": scored[1]})

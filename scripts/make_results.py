@@ -8,28 +8,24 @@ and the figures that match the paper's (samples, training curves, uncertainty, c
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pyro
 import torch
 
+from pyro_sr.common import atomic_write, write_json
 from pyro_sr.data.datasets import PairedImages, load_cifar10, load_pairs
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.data.images import atomic_write
-from pyro_sr.evaluation.evaluate import evaluate_models
-from pyro_sr.evaluation.figures import pyplot, save_comparison_grid, save_figure
-from pyro_sr.evaluation.likelihood import likelihood_rows
-from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
-from pyro_sr.inference.upscale import std_map
-from pyro_sr.models.cnn import bicubic_upscale, nearest_upscale
-from pyro_sr.pretrained import BUNDLED_MODELS, bundled_path, load_model
+from pyro_sr.evaluation.evaluate import evaluate_models, format_table
+from pyro_sr.evaluation.likelihood import IW_SAMPLES, format_likelihood_table, likelihood_rows
+from pyro_sr.predict.figures import baseline_columns, pyplot, sample_columns, save_comparison_grid, save_figure
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES as NUM_SAMPLES
+from pyro_sr.predict.sampling import sample_super_resolutions
+from pyro_sr.weights.loading import list_models, load_model
 
 PAPER_TABLE_1 = {"CNN": 0.0095, "conditional VAE": 0.0121}
 CLOSE_UPS = {"cat": 0, "ship": 1, "horse": 13}  # the first cat, ship and horse of the official test set
-NUM_SAMPLES = 16
-IW_SAMPLES = 64
 
 
 def training_summary(name: str) -> dict:
@@ -48,35 +44,30 @@ def training_summary(name: str) -> dict:
 
 
 def table_rows(rows: list[dict], bits: dict[str, dict]) -> list[str]:
-    lines = ["| model | MSE | PSNR | SSIM | LR-PSNR | diversity | bits/dim |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        base = r["model"].split(":")[0].replace(" + projection", "")
-        b = bits.get(base) if ("one sample" not in r["model"]) else None
-        bpd = f"{b['bits_per_dim']:.3f} ± {b['standard_error']:.3f}" if b else ""
-        diversity = f"{r['diversity']:.4f}" if "diversity" in r else ""
-        lines.append(
-            f"| {r['model']} | {r['mse']:.5f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['lr_psnr']:.1f} | "
-            f"{diversity} | {bpd} |"
-        )
-    return lines
+    """RESULTS.md's short table: the summary metrics, the diversity and, for all but single samples, bits/dim."""
+
+    def bits_cell(r: dict) -> str:
+        b = bits.get(r["model"].split(":")[0].replace(" + projection", "")) if "one sample" not in r["model"] else None
+        return f"{b['bits_per_dim']:.3f} ± {b['standard_error']:.3f}" if b else ""
+
+    return format_table(rows, summary=True, extra_columns={"bits/dim": bits_cell}, missing="").splitlines()
 
 
-def baseline_columns(lr: torch.Tensor, input_label: str = "LR") -> dict[str, torch.Tensor]:
+def baseline(lr: torch.Tensor, input_label: str = "LR") -> dict[str, torch.Tensor]:
     """The first columns of every figure: the input (nearest), bicubic and the bundled CNN."""
-    return {input_label: nearest_upscale(lr, 4), "bicubic": bicubic_upscale(lr, 4), "CNN": load_model("cnn").model(lr)}
+    return baseline_columns(lr, 4, ("CNN", load_model("cnn").model.predict), input_label)
 
 
 def sample_figure(pairs: PairedImages, vaes: dict[str, torch.nn.Module], path: Path, count: int = 8) -> None:
     """LR | bicubic | CNN | each VAE's mean | 4 samples of the last VAE | its std | HR (the paper's Fig. 3)."""
     lr, hr = next(pairs.batches(count))
-    columns = baseline_columns(lr)
+    columns = baseline(lr)
     samples = None
     for name, vae in vaes.items():
         samples = sample_super_resolutions(vae, lr, NUM_SAMPLES)
         columns[f"{name} mean"] = samples.mean(0)
     if samples is not None:
-        columns.update({f"{name} sample {k}": samples[k] for k in range(4)})
-        columns[f"{name} std"] = torch.stack([std_map(s) for s in summarize_samples(samples)[1]])
+        columns.update(sample_columns(samples, name, mean=False))
     columns["HR"] = hr
     save_comparison_grid(columns, path)
 
@@ -100,7 +91,7 @@ def close_up_figure(hr_all: torch.Tensor, vaes: dict[str, torch.nn.Module], path
     """A cat, a ship and a horse, large: LR | bicubic | CNN | each VAE's mean and two samples | HR."""
     hr = hr_all[list(CLOSE_UPS.values())].float() / 255
     lr = Degradation()(hr)
-    columns = baseline_columns(lr)
+    columns = baseline(lr)
     for name, vae in vaes.items():
         samples = sample_super_resolutions(vae, lr, NUM_SAMPLES)
         columns[f"{name} mean"] = samples.mean(0)
@@ -112,7 +103,7 @@ def close_up_figure(hr_all: torch.Tensor, vaes: dict[str, torch.nn.Module], path
 def upscale_32_figure(hr_all: torch.Tensor, vaes: dict[str, torch.nn.Module], path: Path) -> None:
     """A 32x32 test image taken as the *input*, upscaled 4x to 128x128 (no ground truth exists)."""
     image = hr_all[list(CLOSE_UPS.values())].float() / 255
-    columns = baseline_columns(image, input_label="input 32x32")
+    columns = baseline(image, input_label="input 32x32")
     for name, vae in vaes.items():
         samples = sample_super_resolutions(vae, image, 4)
         columns[f"{name} sample 0"] = samples[0]
@@ -133,10 +124,9 @@ def main() -> int:
     pyro.set_rng_seed(0)
     degradation = Degradation()
     test = load_pairs("cifar10", "test", degradation, args.data_dir)
-    if args.limit:
-        test = test.subset(torch.arange(min(args.limit, len(test))))
+    test = test.first(args.limit)
     val = load_pairs("cifar10", "val", degradation, args.data_dir)
-    bundled = [n for n in BUNDLED_MODELS if bundled_path(n).is_file()]
+    bundled = list_models()
     vae_names = [n for n in ("vae", "hvae") if n in bundled]
     models = [n for n in bundled if n not in vae_names] + ([str(args.paper_vae)] if args.paper_vae else []) + vae_names
     rows = evaluate_models(models, test, degradation, num_samples=NUM_SAMPLES)
@@ -150,7 +140,7 @@ def main() -> int:
         "projected": projected,
         "bits_per_dim": likelihood,
     }
-    atomic_write(args.out / "results.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+    write_json(args.out / "results.json", report)
 
     figures = args.out / "figures"
     vaes = {name.upper(): load_model(name).model for name in vae_names}
@@ -189,12 +179,7 @@ def main() -> int:
         "",
         "## Conditional bits/dim",
         "",
-        "| model | estimate | K | bits/dim | standard error |",
-        "|---|---|---:|---:|---:|",
-        *[
-            f"| {r['model']} | {r['method']} | {r['k']} | {r['bits_per_dim']:.4f} | {r['standard_error']:.4f} |"
-            for r in likelihood
-        ],
+        *format_likelihood_table(likelihood).splitlines(),
         "",
         "## Training",
         "",

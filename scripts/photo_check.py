@@ -15,10 +15,10 @@ from pathlib import Path
 from pyro_sr.data.datasets import to_float
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.data.images import load_rgb, save_png
-from pyro_sr.evaluation.metrics import per_image_psnr
-from pyro_sr.inference.upscale import upscale_files
-from pyro_sr.models.cnn import bicubic_upscale
-from pyro_sr.pretrained import DEFAULT_MODEL, load_model
+from pyro_sr.metrics import per_image_psnr
+from pyro_sr.models.blocks import bicubic_upscale
+from pyro_sr.predict.files import upscale_files
+from pyro_sr.weights.loading import DEFAULT_MODEL, load_model
 
 
 def main() -> int:

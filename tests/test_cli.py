@@ -10,8 +10,8 @@ from PIL import Image
 
 from pyro_sr.cli import main
 from pyro_sr.data.images import load_rgb
-from pyro_sr.inference.upscale import super_resolve
-from pyro_sr.pretrained import load_model
+from pyro_sr.predict.tiling import super_resolve
+from pyro_sr.weights.loading import load_model
 
 TINY = ["--channels", "8", "--blocks", "1"]
 
@@ -69,7 +69,7 @@ def test_fit_writes_log_and_checkpoint(tiny_run):
 
 def test_evaluate_prints_and_writes_a_table(tiny_run, tmp_path, capsys):
     out = tmp_path / "table.json"
-    assert main(["evaluate", "--data", "sample", "--limit", "16", str(tiny_run), "--out", str(out)]) == 0
+    assert main(["evaluate", "--data", "sample", "--limit", "16", "--model", str(tiny_run), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| bicubic |" in printed and f"| {tiny_run.name} |" in printed
     report = json.loads(out.read_text())
@@ -125,7 +125,7 @@ def test_wrong_checkpoint_is_one_clear_line(tmp_path, photos, capsys):
     bad.write_bytes(b"not a checkpoint")
     assert main(["upscale", str(photos / "rgb.png"), "--model", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "not a pyro-sr checkpoint" in error_line(capsys)
-    assert main(["evaluate", "--data", "sample", "no-such-model"]) == 2
+    assert main(["evaluate", "--data", "sample", "--model", "no-such-model"]) == 2
     assert "no bundled model of that name" in error_line(capsys)
 
 
@@ -194,7 +194,7 @@ def test_fit_on_a_folder_of_photos(tmp_path):
 
 
 def test_vae_scores_are_reproducible_with_the_seed(capsys):
-    args = ["evaluate", "vae", "--data", "sample", "--limit", "4", "--num-samples", "2"]
+    args = ["evaluate", "--model", "vae", "--data", "sample", "--limit", "4", "--num-samples", "2"]
     tables = []
     for seed in ("0", "0", "1"):
         assert main([*args, "--seed", seed]) == 0
@@ -217,7 +217,7 @@ def test_fit_cnn_augment_choices_reach_the_checkpoint(tmp_path, capsys):
 
 
 def test_self_ensemble_is_scored_and_written_for_cnns_and_refused_for_vaes(tiny_run, photos, tmp_path, capsys):
-    assert main(["evaluate", "--data", "sample", "--limit", "8", str(tiny_run), "--self-ensemble"]) == 0
+    assert main(["evaluate", "--data", "sample", "--limit", "8", "--model", str(tiny_run), "--self-ensemble"]) == 0
     assert f"| {tiny_run.name} + self-ensemble (12) |" in capsys.readouterr().out
     image = str(photos / "rgb.png")
     assert main(["upscale", image, "--model", str(tiny_run), "--self-ensemble", "--out", str(tmp_path / "a")]) == 0

@@ -6,9 +6,9 @@ from pyro.infer import Predictive, Trace_ELBO, TraceMeanField_ELBO
 
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.inference.annealing import KLSchedule
-from pyro_sr.inference.svi import SVIConfig, elbo_terms, fit_vae
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE, CVAEConfig
+from pyro_sr.training.annealing import KLSchedule
+from pyro_sr.training.svi import SVIConfig, elbo_terms, fit_vae
 
 TINY = CVAEConfig(channels=8, blocks=1)
 TINY_PAPER = CVAEConfig(
@@ -119,7 +119,7 @@ def test_kl_weight_zero_removes_kl_and_one_matches_unscaled_elbo(pairs):
 def test_few_svi_steps_lower_the_loss_and_log_beta(tmp_path, pairs):
     train, val = pairs
     config = SVIConfig(epochs=4, batch_size=16, lr=3e-3, kl=KLSchedule("constant", 0.5))
-    history = fit_vae(ConditionalVAE(TINY), "cvae", config, train, val, tmp_path, device="cpu", progress=False)
+    history = fit_vae(ConditionalVAE(TINY), config, train, val, tmp_path, device="cpu", progress=False)
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert all(r["beta"] == 0.5 for r in history)
     steps = (tmp_path / "steps.jsonl").read_text().splitlines()
@@ -129,13 +129,11 @@ def test_few_svi_steps_lower_the_loss_and_log_beta(tmp_path, pairs):
 def test_resume_gives_identical_next_epoch(tmp_path, pairs, interrupt_after_first_epoch):
     train, val = pairs
     config = SVIConfig(epochs=3, batch_size=16, kl=KLSchedule("linear", 1.0, warmup_steps=5))
-    straight = fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "a", device="cpu", progress=False)
+    straight = fit_vae(seeded_vae(), config, train, val, tmp_path / "a", device="cpu", progress=False)
     interrupt_after_first_epoch()
     with pytest.raises(KeyboardInterrupt):
-        fit_vae(seeded_vae(), "cvae", config, train, val, tmp_path / "b", device="cpu", progress=False)
-    resumed = fit_vae(
-        seeded_vae(), "cvae", config, train, val, tmp_path / "b", device="cpu", resume=True, progress=False
-    )
+        fit_vae(seeded_vae(), config, train, val, tmp_path / "b", device="cpu", progress=False)
+    resumed = fit_vae(seeded_vae(), config, train, val, tmp_path / "b", device="cpu", resume=True, progress=False)
     for a, b in zip(straight[1:], resumed[1:], strict=True):
         assert a["train_loss"] == b["train_loss"] and a["val_elbo"] == b["val_elbo"] and a["beta"] == b["beta"]
 
@@ -168,7 +166,7 @@ def test_cli_fits_samples_upscales_and_evaluates_a_vae(tmp_path, capsys):
     assert main([*fit, "--warmup-steps", "2", "--elbo", "meanfield", "--quiet", "--out", str(run)]) == 0
     assert (
         main(
-            ["sample", str(run), "--data", "sample", "--limit", "2", "--num-samples", "3", "--out", str(tmp_path / "s")]
+            ["sample", "--model", str(run), "--data", "sample", "--limit", "2", "--num-samples", "3", "--out", str(tmp_path / "s")]
         )
         == 0
     )
@@ -188,15 +186,15 @@ def test_cli_fits_samples_upscales_and_evaluates_a_vae(tmp_path, capsys):
     with Image.open(tmp_path / "u" / "in_sample1.png") as sample:
         assert sample.size == (40, 24)
     capsys.readouterr()
-    assert main(["evaluate", "--data", "sample", "--limit", "8", str(run), "--num-samples", "2"]) == 0
+    assert main(["evaluate", "--data", "sample", "--limit", "8", "--model", str(run), "--num-samples", "2"]) == 0
     table = capsys.readouterr().out
     assert "| run: mean of 2 |" in table and "| run: one sample |" in table
-    assert main(["sample", "cnn", "--data", "sample", "--out", str(tmp_path / "x")]) == 2
-    assert "sampling needs a VAE" in capsys.readouterr().err
+    assert main(["sample", "--model", "cnn", "--data", "sample", "--out", str(tmp_path / "x")]) == 2
+    assert "sampling needs a probabilistic model" in capsys.readouterr().err
 
 
 def test_sampling_is_chunked_and_temperature_controls_diversity():
-    from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
+    from pyro_sr.predict.sampling import sample_super_resolutions, summarize_samples
 
     vae = seeded_vae()
     lr = torch.rand(3, 3, 8, 8)
@@ -214,8 +212,9 @@ def test_sampling_is_chunked_and_temperature_controls_diversity():
 
 
 def test_weights_that_do_not_fit_their_configuration_are_rejected(tmp_path):
-    from pyro_sr.pretrained import load_model
-    from pyro_sr.training.checkpoint import CheckpointError, save_checkpoint
+    from pyro_sr.common import CheckpointError
+    from pyro_sr.weights.checkpoint import save_checkpoint
+    from pyro_sr.weights.loading import load_model
 
     weights = ConditionalVAE(TINY).state_dict()
     config = CVAEConfig(channels=16, blocks=1).to_dict()
@@ -226,13 +225,11 @@ def test_weights_that_do_not_fit_their_configuration_are_rejected(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fit_and_sample_on_cuda(tmp_path, pairs):
-    from pyro_sr.inference.sampling import sample_super_resolutions
+    from pyro_sr.predict.sampling import sample_super_resolutions
 
     train, val = pairs
     vae = seeded_vae()
-    history = fit_vae(
-        vae, "cvae", SVIConfig(epochs=1, batch_size=16), train, val, tmp_path, device="cuda", progress=False
-    )
+    history = fit_vae(vae, SVIConfig(epochs=1, batch_size=16), train, val, tmp_path, device="cuda", progress=False)
     assert history[0]["val_elbo"] == history[0]["val_elbo"]
     samples = sample_super_resolutions(vae, val.lr[:2].cuda(), 3)
     assert samples.device.type == "cuda" and samples.shape == (3, 2, 3, 32, 32)

@@ -10,8 +10,8 @@ from pyro_sr.data.degradation import Degradation
 from pyro_sr.diagnostics.fit import active_units, pareto_k, variational_fit
 from pyro_sr.diagnostics.predictive import interval_coverage
 from pyro_sr.diagnostics.report import DiagnoseConfig, diagnose
-from pyro_sr.inference.svi import SVIConfig, fit_vae
 from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+from pyro_sr.training.svi import SVIConfig, fit_vae
 
 TINY = HVAEConfig(channels=16, min_channels=8, lr_blocks=1, latent_channels=2)
 
@@ -28,7 +28,6 @@ def trained_run(tmp_path_factory, pairs):
     vae = HierarchicalVAE(TINY)
     fit_vae(
         vae,
-        "hvae",
         SVIConfig(epochs=2, batch_size=16),
         pairs.subset(torch.arange(48)),
         pairs.subset(torch.arange(48, 64)),
@@ -104,13 +103,14 @@ def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_pa
 
 def test_cli_diagnose_and_its_errors(trained_run, tmp_path, capsys):
     run, _ = trained_run
-    args = ["diagnose", str(run), "--data", "sample", "--images", "6", "--iw-samples", "1", "2", "--ppc-samples", "3"]
+    args = ["diagnose", "--model", str(run), "--data", "sample", "--images", "6", "--iw-samples", "1", "2", "--ppc-samples", "3"]
     assert main([*args, "--out", str(tmp_path / "r")]) == 0
     assert "Pareto k̂ was not computed" in (tmp_path / "r" / "summary.md").read_text()
     assert (
         main(
             [
                 "diagnose",
+                "--model",
                 "vae",
                 "--data",
                 "sample",
@@ -128,7 +128,7 @@ def test_cli_diagnose_and_its_errors(trained_run, tmp_path, capsys):
     )
     assert "| 5 | 7035 |" in (tmp_path / "bundled" / "summary.md").read_text()  # the bundled VAE's 5 epochs
     capsys.readouterr()
-    assert main(["diagnose", str(tmp_path / "missing"), "--data", "sample"]) == 2
+    assert main(["diagnose", "--model", str(tmp_path / "missing"), "--data", "sample"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
     assert main([*args[:-2], "--ppc-samples", "1", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()

@@ -13,9 +13,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.inference.distributed import Distributed, ELBOLoss, from_environment, setup
-from pyro_sr.inference.svi import SVIConfig, fit_vae
 from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
+from pyro_sr.training.distributed import Distributed, ELBOLoss, from_environment, setup
+from pyro_sr.training.svi import SVIConfig, fit_vae
 
 TINY = CVAEConfig(channels=8, blocks=1)
 BATCH = 8
@@ -67,7 +67,6 @@ def fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
     vae = ConditionalVAE(TINY)
     fit_vae(
         vae,
-        "cvae",
         SVIConfig(epochs=1, batch_size=4),
         data.subset(torch.arange(40)),
         data.subset(torch.arange(40, 48)),
@@ -104,7 +103,6 @@ def test_two_process_fit_keeps_ranks_identical_and_resumes_in_one_process(tmp_pa
     vae = ConditionalVAE(TINY)
     history = fit_vae(
         vae,
-        "cvae",
         SVIConfig(epochs=2, batch_size=4),
         data.subset(torch.arange(40)),
         data.subset(torch.arange(40, 48)),

@@ -16,11 +16,11 @@ from pyro_sr.evaluation.likelihood import (
     iwae_log_likelihood,
     vae_bits_per_dim,
 )
-from pyro_sr.inference.consistency import project_to_lr
-from pyro_sr.inference.sampling import sample_super_resolutions
-from pyro_sr.inference.svi import SVIConfig, elbo_terms, fit_vae
-from pyro_sr.models.cnn import bicubic_upscale
+from pyro_sr.models.blocks import bicubic_upscale
 from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+from pyro_sr.predict.consistency import project_to_lr
+from pyro_sr.predict.sampling import sample_super_resolutions
+from pyro_sr.training.svi import SVIConfig, elbo_terms, fit_vae
 
 TINY = HVAEConfig(channels=16, min_channels=8, lr_blocks=1, latent_channels=2)
 
@@ -48,7 +48,7 @@ def test_sites_shapes_and_event_dims_at_every_scale_and_size(scale, size):
     vae = HierarchicalVAE(config)
     lr, hr = torch.rand(4, 3, *size), torch.rand(4, 3, size[0] * scale, size[1] * scale)
     model_trace, guide_trace = traces(vae, lr, hr, beta=0.5)
-    latents = vae.site_names
+    latents = list(vae.latent_sites)
     assert len(latents) == config.num_groups >= 3
     guide_sites = [n for n, s in guide_trace.nodes.items() if s["type"] == "sample" and n != "images"]
     model_sites = [n for n, s in model_trace.nodes.items() if s["type"] == "sample" and n != "images"]
@@ -83,14 +83,14 @@ def test_per_group_weight_scales_exactly_that_groups_kl(pairs):
     pyro.set_rng_seed(1)
     model_trace, guide_trace = traces(vae, lr, hr)
     group_terms = {}
-    for name in vae.site_names:
+    for name in list(vae.latent_sites):
         log_q = guide_trace.nodes[name]["fn"].log_prob(guide_trace.nodes[name]["value"]).sum()
         log_p = model_trace.nodes[name]["fn"].log_prob(guide_trace.nodes[name]["value"]).sum()
         group_terms[name] = float((log_q - log_p).detach())
     pyro.set_rng_seed(1)
     unweighted = Trace_ELBO().loss(vae.model, vae.guide, lr, hr, 1.0)
-    for index, name in enumerate(vae.site_names):
-        weights = [1.0] * len(vae.site_names)
+    for index, name in enumerate(list(vae.latent_sites)):
+        weights = [1.0] * len(list(vae.latent_sites))
         weights[index] = 0.25
         pyro.set_rng_seed(1)
         weighted = Trace_ELBO().loss(vae.model, vae.guide, lr, hr, weights)
@@ -106,9 +106,9 @@ def test_meanfield_elbo_is_the_analytic_per_group_kl(pairs):
     loss = TraceMeanField_ELBO().loss(vae.model, vae.guide, lr, hr, 1.0)
     pyro.set_rng_seed(5)
     terms = elbo_terms(vae, lr, hr)
-    assert {f"kl_{n}" for n in vae.site_names} <= set(terms)
+    assert {f"kl_{n}" for n in list(vae.latent_sites)} <= set(terms)
     assert -loss == pytest.approx(float(terms["elbo"].sum()), rel=1e-5)
-    per_group = sum(terms[f"kl_{n}"] for n in vae.site_names)
+    per_group = sum(terms[f"kl_{n}"] for n in list(vae.latent_sites))
     assert torch.allclose(per_group, terms["kl"])
     pyro.set_rng_seed(6)
     mc = [Trace_ELBO().loss(vae.model, vae.guide, lr, hr, 1.0) for _ in range(200)]
@@ -121,9 +121,9 @@ def test_meanfield_elbo_is_the_analytic_per_group_kl(pairs):
 def test_svi_lowers_the_loss_logs_group_kls_and_samples(tmp_path, pairs):
     train, val = pairs
     vae = seeded_hvae()
-    history = fit_vae(vae, "hvae", SVIConfig(epochs=3, batch_size=16, lr=3e-3), train, val, tmp_path, progress=False)
+    history = fit_vae(vae, SVIConfig(epochs=3, batch_size=16, lr=3e-3), train, val, tmp_path, progress=False)
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert all(f"val_kl_{n}" in history[-1] for n in vae.site_names)
+    assert all(f"val_kl_{n}" in history[-1] for n in list(vae.latent_sites))
     samples = sample_super_resolutions(vae, val.lr[:3], num_samples=5)
     assert samples.shape == (5, 3, 3, 32, 32)
     assert (samples[0] - samples[1]).abs().max() > 0
@@ -183,6 +183,7 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
         main(
             [
                 "sample",
+                "--model",
                 str(run),
                 "--data",
                 "sample",
@@ -219,13 +220,14 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
         assert image.size == (40, 24)
     capsys.readouterr()
     assert (
-        main(["evaluate", str(run), "cnn", "--data", "sample", "--limit", "8", "--num-samples", "2", "--lr-consistent"])
+        main(["evaluate", "--model", str(run), "cnn", "--data", "sample", "--limit", "8", "--num-samples", "2", "--lr-consistent"])
         == 0
     )
     table = capsys.readouterr().out
     assert "run + projection: mean of 2" in table and "cnn + projection" in table
     likelihood = [
         "likelihood",
+        "--model",
         str(run),
         "cnn",
         "--data-dir",
@@ -250,7 +252,6 @@ def test_fit_sample_project_and_score_on_cuda(tmp_path, pairs):
     vae = seeded_hvae()
     history = fit_vae(
         vae,
-        "hvae",
         SVIConfig(epochs=1, batch_size=16, elbo="meanfield"),
         train,
         val,
@@ -277,13 +278,12 @@ def test_group_kl_weights_reach_each_group_and_are_checked(tmp_path, pairs, monk
 
     monkeypatch.setattr(HierarchicalVAE, "model", recording_model)
     config = SVIConfig(epochs=1, batch_size=24, group_kl_weights=(1, 1, 0.5, 2))
-    fit_vae(seeded_hvae(), "hvae", config, pairs[0], None, tmp_path / "run", progress=False)
+    fit_vae(seeded_hvae(), config, pairs[0], None, tmp_path / "run", progress=False)
     assert seen[0] == (1.0, 1.0, 0.5, 2.0)
     assert config.kl_weight(0) == (1.0, 1.0, 0.5, 2.0) and SVIConfig().kl_weight(0) == 1.0
     with pytest.raises(ValueError, match="one KL weight per latent group"):
         fit_vae(
             seeded_hvae(),
-            "hvae",
             SVIConfig(epochs=1, group_kl_weights=(1, 2)),
             pairs[0],
             None,
@@ -295,7 +295,7 @@ def test_group_kl_weights_reach_each_group_and_are_checked(tmp_path, pairs, monk
 
 def test_a_cnn_base_is_refined_frozen_and_survives_the_checkpoint(tmp_path, pairs, recwarn):
     from pyro_sr.models.cnn import CNNConfig, build_cnn
-    from pyro_sr.pretrained import load_model
+    from pyro_sr.weights.loading import load_model
 
     train, val = pairs
     torch.manual_seed(0)
@@ -310,8 +310,8 @@ def test_a_cnn_base_is_refined_frozen_and_survives_the_checkpoint(tmp_path, pair
         vae.output.bias.zero_()
     model_trace, guide_trace = traces(vae, lr, val.hr[:2].float() / 255)
     torch.testing.assert_close(model_trace.nodes["sr"]["value"], cnn(lr).detach())
-    assert [n for n in guide_trace.nodes if n.startswith("z")] == vae.site_names
-    fit_vae(vae, "hvae", SVIConfig(epochs=1, batch_size=16), train, val, tmp_path, progress=False)
+    assert [n for n in guide_trace.nodes if n.startswith("z")] == list(vae.latent_sites)
+    fit_vae(vae, SVIConfig(epochs=1, batch_size=16), train, val, tmp_path, progress=False)
     assert not any("param store" in str(w.message) for w in recwarn)  # frozen on purpose, not warned about
     assert all(torch.equal(base_before[k], v) for k, v in vae.base_cnn.state_dict().items())
     assert not any("base_cnn" in name for name in pyro.get_param_store().keys())

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.evaluation.metrics import SRMetrics, mse_to_psnr, per_image_psnr, per_image_ssim
+from pyro_sr.metrics import SRMetrics, mse_to_psnr, per_image_psnr, per_image_ssim
 
 
 def test_psnr_from_mse():

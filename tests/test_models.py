@@ -21,11 +21,11 @@ def test_seed_cnn_is_the_papers_network():
     assert kinds == [
         "Conv2d",
         "ReLU",
-        "Upsample",
+        "BicubicUpsample",
         "ReLU",
         "Conv2d",
         "ReLU",
-        "Upsample",
+        "BicubicUpsample",
         "ReLU",
         "Conv2d",
         "ReLU",

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.inference.self_ensemble import ALL_SYMMETRIES, degradation_symmetries, self_ensemble
-from pyro_sr.models.cnn import CNNConfig, bicubic_upscale, build_cnn
+from pyro_sr.models.blocks import bicubic_upscale
+from pyro_sr.models.cnn import CNNConfig, build_cnn
+from pyro_sr.predict.self_ensemble import ALL_SYMMETRIES, degradation_symmetries, self_ensemble
 
 
 def test_every_symmetry_is_undone_by_its_inverse():

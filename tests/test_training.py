@@ -3,12 +3,13 @@ import json
 import pytest
 import torch
 
+from pyro_sr.common import CheckpointError, TrainingError
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig
-from pyro_sr.pretrained import model_from_checkpoint
-from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint
-from pyro_sr.training.cnn import TrainConfig, TrainingError, evaluate_mse, fit_cnn
+from pyro_sr.training.cnn import TrainConfig, evaluate_mse, fit_cnn
+from pyro_sr.weights.checkpoint import load_checkpoint
+from pyro_sr.weights.loading import model_from_checkpoint
 
 TINY = CNNConfig(arch="resnet", channels=8, blocks=1)
 

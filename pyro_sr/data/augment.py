@@ -29,6 +29,15 @@ def check_augmentations(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def augmentations_from_names(names: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``--augment`` as a tuple: ``none`` turns augmentation off; None (unset) keeps the recipe's."""
+    if names is None:
+        return None
+    if "none" in names and len(names) > 1:
+        raise ValueError("--augment none cannot be combined with other augmentations")
+    return check_augmentations([name for name in names if name != "none"])
+
+
 def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.to(a.device).view(-1, 1, 1, 1), a, b)
 

@@ -15,16 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyro_sr.common import DataError
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.data.images import IMAGE_SUFFIXES, load_rgb
 
 CIFAR10_SPLITS = ("train", "test")
 DEFAULT_VAL_SIZE = 5000
 DEFAULT_SPLIT_SEED = 0
-
-
-class DataError(ValueError):
-    """A data source is missing or malformed; the message is meant for the user."""
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -127,6 +124,10 @@ class PairedImages:
 
     def subset(self, indices: torch.Tensor) -> PairedImages:
         return PairedImages(self.hr[indices], self.lr[indices])
+
+    def first(self, count: int | None) -> PairedImages:
+        """The first ``count`` pairs (all of them for None), as ``--limit`` takes them."""
+        return self if count is None else self.subset(torch.arange(min(count, len(self))))
 
     def batches(
         self,

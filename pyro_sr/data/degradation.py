@@ -39,11 +39,17 @@ def symmetric_indices(length: int, pad: int, device: torch.device | None = None)
     return torch.where(idx >= length, 2 * length - 1 - idx, idx)
 
 
+def check_scale(scale: int) -> int:
+    """``scale`` if pyro-sr supports it (the one place that says which factors do), else a clear error."""
+    if scale not in SUPPORTED_SCALES:
+        raise ValueError(f"scale must be one of {SUPPORTED_SCALES}, got {scale}")
+    return scale
+
+
 def _check_image_batch(x: torch.Tensor, scale: int) -> None:
     if x.dim() != 4:
         raise ValueError(f"expected an image batch of shape (N, C, H, W), got shape {tuple(x.shape)}")
-    if scale not in SUPPORTED_SCALES:
-        raise ValueError(f"scale must be one of {SUPPORTED_SCALES}, got {scale}")
+    check_scale(scale)
     h, w = x.shape[-2:]
     if h % scale or w % scale:
         raise ValueError(f"image size {h}x{w} is not divisible by the scale {scale}")
@@ -82,8 +88,7 @@ class Degradation:
     def __post_init__(self) -> None:
         if self.kind not in DEGRADATIONS:
             raise ValueError(f"unknown degradation {self.kind!r}; choose from {DEGRADATIONS}")
-        if self.scale not in SUPPORTED_SCALES:
-            raise ValueError(f"scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
+        check_scale(self.scale)
         if not (self.sigma > 0 and math.isfinite(self.sigma)):
             raise ValueError(f"sigma must be a positive number, got {self.sigma}")
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from pyro_sr.common import ImageError, atomic_write
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
-
-
-class ImageError(ValueError):
-    """A file cannot be read as an image; the message is meant for the user."""
 
 
 def load_rgb(path: str | Path) -> torch.Tensor:
@@ -38,27 +34,6 @@ def load_rgb(path: str | Path) -> torch.Tensor:
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """float (3, H, W) in [0, 1] -> uint8 (H, W, 3), rounded."""
     return image.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(tmp_path)`` and move the result into place, so a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_png(image: torch.Tensor | np.ndarray, path: str | Path) -> None:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pyro import poutine
-from pyro.poutine.util import site_is_subsample
-from torch import nn
 
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.evaluation.likelihood import dequantized_batches, iwae_bound, log_importance_weights
+from pyro_sr.models.contract import VariationalSR
+from pyro_sr.models.traces import paired_traces, sample_sites
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Cov_x(E_q[z_u]) above this makes unit u active
 PARETO_K_BAD = 0.7
@@ -68,7 +67,7 @@ class VariationalFit:
 
 
 def variational_fit(
-    vae: nn.Module,
+    vae: VariationalSR,
     pairs: PairedImages,
     ks: tuple[int, ...] = (1, 8, 64),
     device: torch.device | str = "cpu",
@@ -100,18 +99,15 @@ class ActiveUnits:
 
 
 @torch.no_grad()
-def active_units(vae: nn.Module, pairs: PairedImages, device: torch.device | str = "cpu", batch_size: int = 250):
+def active_units(vae: VariationalSR, pairs: PairedImages, device: torch.device | str = "cpu", batch_size: int = 250):
     """Count units whose posterior mean varies across images (variance > 0.01) per latent site, with each
     site's mean analytic KL, from one guide pass per batch."""
     sums: dict[str, torch.Tensor] = {}
     squares: dict[str, torch.Tensor] = {}
     kls: dict[str, float] = {}
     for lr, hr in pairs.batches(batch_size, device=device):
-        guide_trace = poutine.trace(vae.guide).get_trace(lr, hr, 1.0)
-        model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(lr, hr, 1.0)
-        for name, site in guide_trace.nodes.items():
-            if site["type"] != "sample" or site_is_subsample(site):
-                continue
+        guide_trace, model_trace = paired_traces(vae, lr, hr)
+        for name, site in sample_sites(guide_trace):
             mean = site["fn"].mean.double().flatten(1)
             sums[name] = sums.get(name, 0) + mean.sum(0)
             squares[name] = squares.get(name, 0) + (mean**2).sum(0)

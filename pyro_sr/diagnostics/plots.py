@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pyro_sr.diagnostics.fit import MIN_DRAWS_FOR_K, PARETO_K_BAD, VariationalFit
-from pyro_sr.evaluation.figures import pyplot, save_figure
+from pyro_sr.predict.figures import pyplot, save_figure
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 from pyro.infer import Predictive
-from torch import nn
+
+from pyro_sr.models.contract import ProbabilisticSR
 
 CALIBRATION_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 @torch.no_grad()
-def predictive_draws(vae: nn.Module, lr: torch.Tensor, num_samples: int) -> dict[str, torch.Tensor]:
+def predictive_draws(vae: ProbabilisticSR, lr: torch.Tensor, num_samples: int) -> dict[str, torch.Tensor]:
     """K draws per LR image of ``sr`` (the decoder mean, what ``sample`` shows) and ``hr`` (with pixel noise,
     what the model claims about the true image), each (K, N, 3, H, W)."""
     return Predictive(vae.model, num_samples=num_samples, return_sites=("sr", "hr"))(lr)

@@ -14,8 +14,8 @@ import numpy as np
 import pyro
 import torch
 
+from pyro_sr.common import CheckpointError, atomic_write
 from pyro_sr.data.datasets import PairedImages, to_float
-from pyro_sr.data.images import atomic_write
 from pyro_sr.diagnostics.fit import (
     MIN_DRAWS_FOR_K,
     PARETO_K_BAD,
@@ -27,12 +27,10 @@ from pyro_sr.diagnostics.fit import (
 )
 from pyro_sr.diagnostics.plots import plot_calibration, plot_group_kl, plot_training_curves, plot_variational_fit
 from pyro_sr.diagnostics.predictive import CALIBRATION_LEVELS, interval_coverage, predictive_draws
-from pyro_sr.evaluation.figures import save_comparison_grid
-from pyro_sr.inference.sampling import summarize_samples
-from pyro_sr.inference.upscale import std_map
-from pyro_sr.models.cnn import nearest_upscale
-from pyro_sr.pretrained import BUNDLED_MODELS, load_model
-from pyro_sr.training.checkpoint import CheckpointError
+from pyro_sr.models.blocks import nearest_upscale
+from pyro_sr.models.contract import VariationalSR
+from pyro_sr.predict.figures import sample_columns, save_comparison_grid
+from pyro_sr.weights.loading import BUNDLED_MODELS, load_model
 
 LN2 = math.log(2.0)
 
@@ -193,34 +191,42 @@ def _summary(
     return "\n".join(lines) + "\n"
 
 
-def is_bundled_name(run_dir: str | Path) -> bool:
-    """``diagnose`` takes a run folder or, when no such folder exists, a bundled VAE's name."""
-    return str(run_dir) in BUNDLED_MODELS and not Path(run_dir).exists()
+def is_bundled_name(model: str | Path) -> bool:
+    """A model named like a bundled one is the bundled one unless a file or folder of that name exists."""
+    return str(model) in BUNDLED_MODELS and not Path(model).exists()
 
 
-def diagnosed_checkpoint(run_dir: str | Path) -> str | Path:
-    """What ``diagnose`` loads when no checkpoint is given: the bundled weights, or the run's checkpoint.pt."""
-    return str(run_dir) if is_bundled_name(run_dir) else Path(run_dir) / "checkpoint.pt"
+def run_folder_of(model: str | Path) -> Path | None:
+    """The run folder whose logs describe ``model``: the folder itself, or the folder of a checkpoint file;
+    None for bundled weights."""
+    if is_bundled_name(model):
+        return None
+    return Path(model) if Path(model).is_dir() else Path(model).parent
+
+
+def default_report_dir(model: str | Path) -> Path:
+    """``RUN_DIR/diagnostics`` for a run or its checkpoint, ``NAME-diagnostics`` for bundled weights."""
+    run_dir = run_folder_of(model)
+    return Path(f"{model}-diagnostics") if run_dir is None else run_dir / "diagnostics"
 
 
 def diagnose(
-    run_dir: str | Path,
+    model: str | Path,
     pairs: PairedImages,
-    out_dir: str | Path,
-    checkpoint: str | Path | None = None,
+    out_dir: str | Path | None = None,
     config: DiagnoseConfig = DiagnoseConfig(),
     device: str | torch.device = "cpu",
 ) -> Path:
-    """Write the report for the VAE in ``run_dir`` (its ``checkpoint.pt`` unless ``checkpoint`` is given) on
-    ``pairs``; returns the path of ``summary.md``. ``run_dir`` may also be a bundled model's name: its per-epoch
-    history comes from the weights' metadata (there is no per-step log)."""
-    out_dir = Path(out_dir)
-    bundled = is_bundled_name(run_dir)
-    checkpoint = checkpoint if checkpoint is not None else diagnosed_checkpoint(run_dir)
-    loaded = load_model(checkpoint, device)
-    if not loaded.probabilistic:
-        raise ValueError(f"{checkpoint} holds a deterministic CNN; diagnose needs a VAE")
-    history, steps = (loaded.meta.get("history") or [], []) if bundled else read_run_logs(Path(run_dir))
+    """Write the report (into ``default_report_dir(model)`` unless ``out_dir`` is given) for a model with a
+    guide, named like every model (bundled name, checkpoint file or run folder), on ``pairs``; returns the path
+    of ``summary.md``. A run's per-epoch and per-step logs come from its folder; bundled weights carry only the
+    per-epoch history in their metadata."""
+    out_dir = Path(out_dir) if out_dir is not None else default_report_dir(model)
+    loaded = load_model(model, device)
+    if not isinstance(loaded.model, VariationalSR):
+        raise ValueError(f"{model} has no guide (a {loaded.kind}); diagnose needs a model fitted with SVI")
+    run_dir = run_folder_of(model)
+    history, steps = (loaded.meta.get("history") or [], []) if run_dir is None else read_run_logs(run_dir)
     pairs = pairs.subset(torch.arange(min(config.images, len(pairs))))
     if len(pairs) < 2:
         raise ValueError("diagnose needs at least two images")
@@ -243,16 +249,15 @@ def diagnose(
             figures.append("group_kl.png")
     plot_variational_fit(fit, out_dir / "variational_fit.png")
     plot_calibration(CALIBRATION_LEVELS, coverage, out_dir / "calibration.png")
-    mean, std = summarize_samples(draws["sr"].clamp(0, 1))
-    columns = {"LR": nearest_upscale(lr, loaded.scale)}
-    columns.update({f"sample {k}": draws["sr"][k] for k in range(min(4, config.ppc_samples))})
+    samples = draws["sr"].clamp(0, 1)
+    columns = {"LR": nearest_upscale(lr, loaded.scale), **sample_columns(samples, mean=False)}
     columns.update({f"with pixel noise {k}": draws["hr"][k] for k in range(min(2, config.ppc_samples))})
-    columns.update({f"mean of {config.ppc_samples}": mean, "std": torch.stack([std_map(s) for s in std]), "HR": hr})
+    columns.update({f"mean of {config.ppc_samples}": samples.mean(0), "HR": hr})
     save_comparison_grid(columns, out_dir / "predictive.png")
     figures += ["variational_fit.png", "calibration.png", "predictive.png"]
 
     idata = _inference_data(steps, fit, draws, lr, hr, dims)
     atomic_write(out_dir / "diagnostics.nc", lambda tmp: idata.to_netcdf(str(tmp)))
-    summary = _summary(run_dir, str(checkpoint), history, fit, units, coverage, dims, figures)
+    summary = _summary(run_dir or model, str(model), history, fit, units, coverage, dims, figures)
     atomic_write(out_dir / "summary.md", lambda tmp: Path(tmp).write_text(summary))
     return out_dir / "summary.md"

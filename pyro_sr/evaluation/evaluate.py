@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 
+from pyro_sr.common import resolve_device
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.evaluation.metrics import SRMetrics
-from pyro_sr.inference.consistency import lr_consistent, project_to_lr
-from pyro_sr.inference.sampling import sample_super_resolutions, summarize_samples
-from pyro_sr.inference.self_ensemble import degradation_symmetries, self_ensemble
-from pyro_sr.inference.upscale import Upscaler
-from pyro_sr.models.cnn import bicubic_upscale, nearest_upscale
+from pyro_sr.metrics import METRICS, SRMetrics
+from pyro_sr.models.blocks import bicubic_upscale, nearest_upscale
+from pyro_sr.models.contract import ProbabilisticSR, Upscaler
+from pyro_sr.predict.consistency import lr_consistent, project_to_lr
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, sample_super_resolutions, summarize_samples
+from pyro_sr.predict.self_ensemble import degradation_symmetries, self_ensemble
+from pyro_sr.weights.loading import load_models
 
 
 @torch.no_grad()
@@ -34,7 +36,7 @@ def score(
 
 @torch.no_grad()
 def score_samples(
-    vae: torch.nn.Module,
+    vae: ProbabilisticSR,
     pairs: PairedImages,
     degradation: Degradation,
     num_samples: int,
@@ -65,7 +67,7 @@ def evaluate_models(
     pairs: PairedImages,
     degradation: Degradation,
     device: str = "cpu",
-    num_samples: int = 16,
+    num_samples: int = DEFAULT_NUM_SAMPLES,
     temperature: float = 1.0,
     project: bool = False,
     ensemble: bool = False,
@@ -74,9 +76,6 @@ def evaluate_models(
     of ``num_samples`` samples and single samples. With ``project`` every output is made LR-consistent
     (``project_to_lr``), with ``ensemble`` every CNN is self-ensembled (``self_ensemble``); the row names say
     so."""
-    from pyro_sr.pretrained import load_models
-    from pyro_sr.training.device import resolve_device
-
     dev = resolve_device(device)
     scale = degradation.scale
     loaded = load_models(checkpoints, dev, scale)
@@ -100,7 +99,7 @@ def evaluate_models(
         params = sum(p.numel() for p in model.model.parameters())
         name = model.name + suffix
         if not model.probabilistic:
-            upscaler = self_ensemble(model.model, symmetries) if ensemble else model.model
+            upscaler = self_ensemble(model.model.predict, symmetries) if ensemble else model.model.predict
             name = f"{model.name} + self-ensemble ({len(symmetries)}){suffix}" if ensemble else name
             rows.append({"model": name, "params": params, **score(consistent(upscaler), pairs, degradation, dev)})
             continue
@@ -112,14 +111,24 @@ def evaluate_models(
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    """A plain-text table (also valid Markdown)."""
-    header = "| model | MSE | PSNR (dataset MSE) | mean per-image PSNR | SSIM | LR-PSNR | diversity |"
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+def format_table(
+    rows: list[dict],
+    summary: bool = False,
+    extra_columns: dict[str, Callable[[dict], str]] | None = None,
+    missing: str = "-",
+) -> str:
+    """A plain-text table (also valid Markdown) with a column per metric of ``METRICS`` (with ``summary``, the
+    short selection README and RESULTS.md show), the diversity of samples, and ``extra_columns`` (title -> cell)."""
+    metrics = [m for m in METRICS if not summary or m.summary_digits is not None]
+    titles = [(m.summary_title or m.title) if summary else m.title for m in metrics]
+    extra = extra_columns or {}
+    lines = [
+        "| " + " | ".join(["model", *titles, "diversity", *extra]) + " |",
+        "|---|" + "---:|" * (len(metrics) + 1 + len(extra)),
+    ]
     for r in rows:
-        diversity = f"{r['diversity']:.4f}" if "diversity" in r else "-"
-        lines.append(
-            f"| {r['model']} | {r['mse']:.5f} | {r['psnr']:.2f} | {r['mean_psnr']:.2f} | {r['ssim']:.4f} | "
-            f"{r['lr_psnr']:.2f} | {diversity} |"
-        )
+        cells = [f"{r[m.key]:.{m.summary_digits if summary else m.digits}f}" for m in metrics]
+        cells.append(f"{r['diversity']:.4f}" if "diversity" in r else missing)
+        cells += [cell(r) for cell in extra.values()]
+        lines.append("| " + " | ".join([r["model"], *cells]) + " |")
     return "\n".join(lines)

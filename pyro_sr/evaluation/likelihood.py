@@ -15,15 +15,17 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
-from pyro import poutine
-from pyro.poutine.util import site_is_subsample
-from torch import nn
 
+from pyro_sr.common import resolve_device
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.inference.upscale import Upscaler
+from pyro_sr.models.blocks import bicubic_upscale
+from pyro_sr.models.contract import Upscaler, VariationalSR
+from pyro_sr.models.traces import log_weight, paired_traces
+from pyro_sr.weights.loading import load_models
 
 BITS_PER_8BIT_BIN = 8.0
+IW_SAMPLES = 64  # importance samples of the published bits/dim
 
 
 def dequantize(hr_uint8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -46,21 +48,14 @@ def bits_per_dim(log_density: torch.Tensor, dims: int) -> torch.Tensor:
     return -log_density / (dims * math.log(2.0)) + BITS_PER_8BIT_BIN
 
 
-def _log_weights(vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+def _log_weights(vae: VariationalSR, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     """log p(hr, z | lr) − log q(z | hr, lr) per image, for one z per image drawn from the guide."""
-    guide_trace = poutine.trace(vae.guide).get_trace(lr, hr, 1.0)
-    model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(lr, hr, 1.0)
-    log_w = torch.zeros(len(lr), device=lr.device)
-    for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
-        for site in trace.nodes.values():
-            if site["type"] == "sample" and not site_is_subsample(site):
-                log_w = log_w + sign * site["fn"].log_prob(site["value"])
-    return log_w
+    return torch.zeros(len(lr), device=lr.device) + log_weight(*paired_traces(vae, lr, hr))
 
 
 @torch.no_grad()
 def log_importance_weights(
-    vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor, num_samples: int, chunk: int = 512
+    vae: VariationalSR, lr: torch.Tensor, hr: torch.Tensor, num_samples: int, chunk: int = 512
 ) -> torch.Tensor:
     """log p(hr, z_k | lr) − log q(z_k | hr, lr) for K guide draws per image, (N, K); the K copies of the batch
     are run ``chunk`` images at a time."""
@@ -77,7 +72,7 @@ def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
 
 
 def iwae_log_likelihood(
-    vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor, num_samples: int, chunk: int = 512
+    vae: VariationalSR, lr: torch.Tensor, hr: torch.Tensor, num_samples: int, chunk: int = 512
 ) -> torch.Tensor:
     """Importance-weighted estimate of log p(hr | lr) per image (nats), with ``num_samples`` guide samples."""
     return iwae_bound(log_importance_weights(vae, lr, hr, num_samples, chunk))
@@ -99,7 +94,7 @@ class BitsPerDim:
 
 
 def vae_bits_per_dim(
-    vae: nn.Module,
+    vae: VariationalSR,
     pairs: PairedImages,
     num_samples: int,
     device: torch.device | str = "cpu",
@@ -113,6 +108,11 @@ def vae_bits_per_dim(
         for lr, y in dequantized_batches(pairs, batch_size, generator, device)
     ]
     return BitsPerDim.from_values(torch.cat(values))
+
+
+def normal_log_density(squared_errors: torch.Tensor, sigma: float) -> torch.Tensor:
+    """log N(y; prediction, sigma^2) per image from the squared errors (N, D)."""
+    return -0.5 * (squared_errors / sigma**2 + math.log(2 * math.pi * sigma**2)).sum(1)
 
 
 @torch.no_grad()
@@ -134,8 +134,7 @@ def gaussian_bits_per_dim(
     generator = torch.Generator().manual_seed(seed)
     sigma = float(_squared_errors(upscaler, fit_pairs, device, batch_size, generator).mean().sqrt())
     errors = _squared_errors(upscaler, pairs, device, batch_size, generator)
-    log_density = -0.5 * (errors / sigma**2 + math.log(2 * math.pi * sigma**2)).sum(1)
-    return BitsPerDim.from_values(bits_per_dim(log_density, errors.shape[1])), sigma
+    return BitsPerDim.from_values(bits_per_dim(normal_log_density(errors, sigma), errors.shape[1])), sigma
 
 
 def likelihood_rows(
@@ -148,10 +147,6 @@ def likelihood_rows(
 ) -> list[dict]:
     """Bits/dim rows: bicubic and each CNN as a Normal around the prediction (scale fitted on ``fit_pairs``),
     each VAE by its ELBO (K = 1) and its K-sample importance-weighted bound."""
-    from pyro_sr.models.cnn import bicubic_upscale
-    from pyro_sr.pretrained import load_models
-    from pyro_sr.training.device import resolve_device
-
     if num_samples < 1:
         raise ValueError(f"the number of importance samples must be >= 1, got {num_samples}")
     dev = resolve_device(device)
@@ -164,8 +159,10 @@ def likelihood_rows(
 
     rows.append(gaussian_row("bicubic", lambda lr: bicubic_upscale(lr, degradation.scale)))
     for model in loaded:
-        if not model.probabilistic:
-            rows.append(gaussian_row(model.name, model.model))
+        if not isinstance(model.model, VariationalSR):
+            if model.probabilistic:
+                raise ValueError(f"model {model.name!r} has no guide; its bits/dim needs an importance sampler")
+            rows.append(gaussian_row(model.name, model.model.predict))
             continue
         for k, method in sorted({1: "ELBO", num_samples: f"IWAE, K={num_samples}"}.items()):
             result = vae_bits_per_dim(model.model, pairs, k, dev)

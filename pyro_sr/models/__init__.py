@@ -1,24 +1,12 @@
-"""Models: the CNN baselines (plain nn.Modules), the VAEs (Pyro model/guide pairs) and shared blocks."""
+"""Models: the CNN baselines (plain nn.Modules), the VAEs (Pyro model/guide pairs), their pixel likelihoods, the
+contract every super-resolver declares and the registry of model kinds."""
 
-from torch import nn
-
-from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig, ResidualSR, SeedCNN, bicubic_upscale, build_cnn, nearest_upscale
+from pyro_sr.models.blocks import bicubic_upscale, nearest_upscale
+from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig, ResidualSR, SeedCNN, build_cnn
+from pyro_sr.models.contract import DeterministicSR, ProbabilisticSR, Upscaler, VariationalSR
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE, CVAEConfig
 from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
-
-MODEL_KINDS = ("cnn", "cvae", "hvae")
-
-
-def build_model(kind: str, config: dict) -> nn.Module:
-    """The model of a checkpoint's ``kind`` from its stored configuration."""
-    if kind == "cnn":
-        return build_cnn(CNNConfig(**config))
-    if kind == "cvae":
-        return ConditionalVAE(CVAEConfig(**config))
-    if kind == "hvae":
-        return HierarchicalVAE(HVAEConfig(**config))
-    raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
-
+from pyro_sr.models.registry import MODEL_KINDS, ModelKind, build_model, kind_of, model_kind, register
 
 __all__ = [
     "CNN_ARCHS",
@@ -26,13 +14,21 @@ __all__ = [
     "CNNConfig",
     "CVAEConfig",
     "ConditionalVAE",
+    "DeterministicSR",
     "HVAEConfig",
     "HierarchicalVAE",
     "MODEL_KINDS",
+    "ModelKind",
+    "ProbabilisticSR",
     "ResidualSR",
     "SeedCNN",
+    "Upscaler",
+    "VariationalSR",
     "bicubic_upscale",
     "build_cnn",
     "build_model",
+    "kind_of",
+    "model_kind",
     "nearest_upscale",
+    "register",
 ]

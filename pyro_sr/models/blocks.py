@@ -17,6 +17,27 @@ def split_loc_scale(params: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, t
     return loc, F.softplus(raw) + MIN_SCALE
 
 
+def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bicubic upsampling (no antialiasing, ``align_corners=False``): the baseline, and the skip of the networks."""
+    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+
+
+def nearest_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Nearest-neighbour upsampling: how an LR image is shown beside its super-resolutions."""
+    return F.interpolate(lr, scale_factor=scale, mode="nearest")
+
+
+class BicubicUpsample(nn.Module):
+    """``bicubic_upscale`` as a layer (no parameters)."""
+
+    def __init__(self, scale: int):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return bicubic_upscale(x, self.scale)
+
+
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, padding=1)
 

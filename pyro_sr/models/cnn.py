@@ -7,10 +7,10 @@ import re
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from pyro_sr.models.blocks import ResidualBlock, SubPixelUpsampler, conv3x3
+from pyro_sr.data.degradation import check_scale
+from pyro_sr.models.blocks import BicubicUpsample, ResidualBlock, SubPixelUpsampler, conv3x3
 
 CNN_ARCHS = ("seed", "resnet")
 
@@ -27,8 +27,7 @@ class CNNConfig:
     def __post_init__(self) -> None:
         if self.arch not in CNN_ARCHS:
             raise ValueError(f"unknown CNN architecture {self.arch!r}; choose from {CNN_ARCHS}")
-        if self.scale not in (2, 4, 8):
-            raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
+        check_scale(self.scale)
         if self.channels < 1 or self.blocks < 0:
             raise ValueError(
                 f"a CNN needs at least 1 channel and 0 or more blocks, got {self.channels} and {self.blocks}"
@@ -38,11 +37,16 @@ class CNNConfig:
         return asdict(self)
 
 
-def _bicubic_up(scale: int) -> nn.Upsample:
-    return nn.Upsample(scale_factor=scale, mode="bicubic", align_corners=False)
+class CNNSuperResolver(nn.Module):
+    """A deterministic super-resolver (``models.contract.DeterministicSR``): ``predict`` is the forward pass."""
+
+    config: CNNConfig
+
+    def predict(self, lr: torch.Tensor) -> torch.Tensor:
+        return self(lr)
 
 
-class SeedCNN(nn.Module):
+class SeedCNN(CNNSuperResolver):
     """The paper's network: conv3x3 3->64, then x2 bicubic stages, then 5x5 convs 64->128->64->3, ReLU after each.
 
     For 4x this is exactly: conv3x3 3->64, ReLU, up2, ReLU, conv5x5 64->64, ReLU, up2, ReLU,
@@ -56,7 +60,7 @@ class SeedCNN(nn.Module):
         stages = int(math.log2(config.scale))
         layers: list[nn.Module] = [nn.Conv2d(3, 64, 3, padding=1), nn.ReLU()]
         for stage in range(stages):
-            layers += [_bicubic_up(2), nn.ReLU()]
+            layers += [BicubicUpsample(2), nn.ReLU()]
             if stage < stages - 1:
                 layers += [nn.Conv2d(64, 64, 5, padding=2), nn.ReLU()]
         layers += [
@@ -73,7 +77,7 @@ class SeedCNN(nn.Module):
         return self.net(lr)
 
 
-class ResidualSR(nn.Module):
+class ResidualSR(CNNSuperResolver):
     """Our CNN: residual blocks at low resolution, sub-pixel upsampling, and a global bicubic skip.
 
     Almost all compute is spent on the LR grid (8x8 for CIFAR 4x), which is what makes it trainable on a CPU;
@@ -88,7 +92,7 @@ class ResidualSR(nn.Module):
         self.body = nn.Sequential(*[ResidualBlock(c, config.blocks) for _ in range(config.blocks)], conv3x3(c, c))
         self.upsample = SubPixelUpsampler(c, config.scale)
         self.tail = conv3x3(c, 3)
-        self.skip = _bicubic_up(config.scale)
+        self.skip = BicubicUpsample(config.scale)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         x = self.head(lr - 0.5)
@@ -124,14 +128,6 @@ def load_deepened(model: ResidualSR, weights: dict[str, torch.Tensor]) -> None:
     model.load_state_dict(state)
 
 
-def build_cnn(config: CNNConfig) -> nn.Module:
+def build_cnn(config: CNNConfig) -> CNNSuperResolver:
     """The CNN described by ``config``."""
     return SeedCNN(config) if config.arch == "seed" else ResidualSR(config)
-
-
-def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
-
-
-def nearest_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    return F.interpolate(lr, scale_factor=scale, mode="nearest")

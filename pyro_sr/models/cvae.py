@@ -19,8 +19,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pyro_sr.models.blocks import LREncoder, ResidualBlock, SubPixelUpsampler, conv3x3, split_loc_scale
+from pyro_sr.data.degradation import check_scale
+from pyro_sr.models.blocks import (
+    LREncoder,
+    ResidualBlock,
+    SubPixelUpsampler,
+    bicubic_upscale,
+    conv3x3,
+    split_loc_scale,
+)
 from pyro_sr.models.kl_weight import kl_weight
+from pyro_sr.models.likelihoods import per_channel_normal
 
 PRIORS = ("spatial", "linear")
 
@@ -42,8 +51,7 @@ class CVAEConfig:
     def __post_init__(self) -> None:
         if self.prior not in PRIORS:
             raise ValueError(f"unknown prior {self.prior!r}; choose from {PRIORS}")
-        if self.scale not in (2, 4, 8):
-            raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
+        check_scale(self.scale)
         if self.likelihood_scale is not None and not self.likelihood_scale > 0:
             raise ValueError(f"likelihood scale must be positive, got {self.likelihood_scale}")
 
@@ -103,6 +111,8 @@ class ConditionalVAE(nn.Module):
         else:
             self.register_buffer("log_hr_scale", torch.full((3,), float(config.likelihood_scale)).log())
 
+    latent_sites = ("z",)
+
     @property
     def latent_event_dim(self) -> int:
         return 3 if self.config.prior == "spatial" else 1
@@ -126,7 +136,7 @@ class ConditionalVAE(nn.Module):
         return split_loc_scale(self.posterior_net(torch.cat([residual, lr - 0.5], 1)), 1)
 
     def upsample(self, lr: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+        return bicubic_upscale(lr, self.config.scale)
 
     def decode(self, z: torch.Tensor, lr: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Mean of p(HR | z, LR)."""
@@ -147,9 +157,8 @@ class ConditionalVAE(nn.Module):
                 # p(z | LR)
                 z = pyro.sample("z", dist.Normal(loc, scale * temperature).to_event(self.latent_event_dim))
             sr = pyro.deterministic("sr", self.decode(z, lr, features), event_dim=3)
-            hr_scale = self.log_hr_scale.exp().view(1, 3, 1, 1).expand_as(sr)
             # p(HR | z, LR)
-            return pyro.sample("hr", dist.Normal(sr, hr_scale).to_event(3), obs=hr)
+            return pyro.sample("hr", per_channel_normal(sr, self.log_hr_scale), obs=hr)
 
     def guide(self, lr: torch.Tensor, hr: torch.Tensor, beta: float = 1.0, temperature: float = 1.0):
         self._check(lr)

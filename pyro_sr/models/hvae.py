@@ -33,12 +33,13 @@ from dataclasses import asdict, dataclass, replace
 import pyro
 import pyro.distributions as dist
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from pyro_sr.models.blocks import LREncoder, ResidualBlock, conv3x3, split_loc_scale
+from pyro_sr.data.degradation import check_scale
+from pyro_sr.models.blocks import LREncoder, ResidualBlock, bicubic_upscale, conv3x3, split_loc_scale
 from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.models.kl_weight import kl_weight
+from pyro_sr.models.likelihoods import per_channel_normal
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,7 @@ class HVAEConfig:
     base: dict | None = None  # CNNConfig (as a dict) of the frozen CNN the output refines; None: bicubic
 
     def __post_init__(self) -> None:
-        if self.scale not in (2, 4, 8):
-            raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
+        check_scale(self.scale)
         resolutions = int(math.log2(self.scale)) + 1
         groups = (2,) + (1,) * (resolutions - 1) if self.groups_per_scale is None else tuple(self.groups_per_scale)
         object.__setattr__(self, "groups_per_scale", groups)
@@ -178,8 +178,9 @@ class HierarchicalVAE(nn.Module):
         return vae
 
     @property
-    def site_names(self) -> list[str]:
-        return [f"z{i + 1}" for i in range(self.config.num_groups)]
+    def latent_sites(self) -> tuple[str, ...]:
+        """``z1`` ... ``zL``, coarse to fine."""
+        return tuple(f"z{i + 1}" for i in range(self.config.num_groups))
 
     def _check(self, lr: torch.Tensor, hr: torch.Tensor | None) -> None:
         if lr.dim() != 4 or lr.shape[1] != 3:
@@ -202,7 +203,7 @@ class HierarchicalVAE(nn.Module):
         The CNN's output for the last LR batch is kept: an SVI step runs the guide and then the model on the same
         batch, and the CNN forward would otherwise be about a quarter of the step's time (twice 12%)."""
         if self.base_cnn is None:
-            return F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+            return bicubic_upscale(lr, self.config.scale)
         cached = self._base_cache
         if cached is not None and cached[0] is lr and cached[1] == lr._version:
             return cached[2]
@@ -258,9 +259,8 @@ class HierarchicalVAE(nn.Module):
         with pyro.plate("images", lr.shape[0]):
             state = self._top_down(lr, None, betas, temperature)
             sr = pyro.deterministic("sr", self.base(lr) + self.output(state), event_dim=3)
-            hr_scale = self.log_hr_scale.exp().view(1, 3, 1, 1).expand_as(sr)
             # p(HR | z_1..z_L, LR)
-            return pyro.sample("hr", dist.Normal(sr, hr_scale).to_event(3), obs=hr)
+            return pyro.sample("hr", per_channel_normal(sr, self.log_hr_scale), obs=hr)
 
     def guide(
         self,

@@ -17,16 +17,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from pyro_sr.common import TrainingError, resolve_device
 from pyro_sr.data.augment import AugmentedPairs, check_augmentations
 from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig, ResidualSR, build_cnn, load_deepened
-from pyro_sr.training.device import resolve_device
 from pyro_sr.training.run import close_epoch, open_run
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (for example a non-finite loss); the last good checkpoint is kept."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +66,35 @@ TRAIN_PRESETS = {
     "paper": TrainConfig(epochs=2, batch_size=4, optimizer="sgd", lr=1e-3, schedule="constant", grad_clip=None),
     "default": TrainConfig(augment=("hflip",)),
 }
+
+
+def cnn_config_for(
+    scale: int,
+    arch: str | None = None,
+    channels: int | None = None,
+    blocks: int | None = None,
+    init: CNNConfig | None = None,
+) -> CNNConfig:
+    """The architecture asked for (unset values: ``CNNConfig``'s defaults), or that of the ``init`` network a run
+    starts from. Values that contradict ``init`` are refused, except more ``blocks`` for a resnet, which deepens it
+    (``load_deepened``)."""
+    given = {"arch": arch, "channels": channels, "blocks": blocks}
+    if init is None:
+        defaults = CNNConfig()
+        return CNNConfig(scale=scale, **{key: getattr(defaults, key) if v is None else v for key, v in given.items()})
+    deepen = init.arch == "resnet" and (blocks or 0) > init.blocks
+    for key, value in given.items():
+        if value is not None and value != getattr(init, key) and not (key == "blocks" and deepen):
+            hint = " (a resnet can be deepened, not made shallower)" if key == "blocks" else ""
+            raise ValueError(f"--{key} {value} contradicts --init, which has {key} {getattr(init, key)}{hint}")
+    return replace(init, blocks=blocks) if deepen else init
+
+
+def train_config_for(arch: str, recipe: str | None = None, **overrides: Any) -> TrainConfig:
+    """A named recipe (``paper`` for the seed network, ``default`` otherwise, unless given) with the values that
+    are not None in ``overrides`` replacing its own."""
+    preset = TRAIN_PRESETS[recipe or ("paper" if arch == "seed" else "default")]
+    return replace(preset, **{key: value for key, value in overrides.items() if value is not None})
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from pyro_sr.data.datasets import DataError, ImageFolderCrops, PairedImages, load_pairs
+from pyro_sr.common import DataError
+from pyro_sr.data.datasets import ImageFolderCrops, PairedImages, load_pairs
 from pyro_sr.data.degradation import Degradation
 
 FOLDER_VAL_CROPS = 500

@@ -6,7 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pyro_sr.common import CheckpointError
+from pyro_sr.data.degradation import Degradation
+from pyro_sr.models.registry import model_kind
+from pyro_sr.weights.checkpoint import load_checkpoint, save_checkpoint
+
+
+def run_meta(degradation: Degradation, data: str, command: str) -> dict[str, Any]:
+    """What a checkpoint records about its run: the degradation, the data and the command that made it."""
+    return {"degradation": vars(degradation), "data": data, "command": command}
 
 
 def open_run(run_dir: Path, resume: bool, kind: str, model_config: dict) -> dict[str, Any] | None:
@@ -18,7 +26,8 @@ def open_run(run_dir: Path, resume: bool, kind: str, model_config: dict) -> dict
             raise CheckpointError(f"{path} exists; pass --resume to continue it or choose another --out")
         return None
     state = load_checkpoint(path)
-    if state.get("kind") != kind or state.get("model_config") != model_config:
+    same_kind = model_kind(str(state.get("kind"))) == model_kind(kind) if state.get("kind") else False
+    if not same_kind or state.get("model_config") != model_config:
         raise CheckpointError(f"{path} was written for another model; cannot resume with this one")
     return state
 

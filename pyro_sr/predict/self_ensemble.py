@@ -10,14 +10,13 @@ found by checking the degradation numerically, so bicubic downscaling (mirror-sy
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from pyro_sr.data.degradation import Degradation
+from pyro_sr.models.contract import Upscaler
 
-Upscaler = Callable[[torch.Tensor], torch.Tensor]  # LR batch -> SR batch (or K samples of it)
 ENSEMBLE_HELP = "12 passes for the paper's operator: transposed or not, 6 channel orders; 48 for bicubic"
 
 

@@ -7,13 +7,9 @@ from typing import Any
 
 import torch
 
-from pyro_sr.data.images import atomic_write
+from pyro_sr.common import CheckpointError, atomic_write
 
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used; the message is meant for the user."""
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:

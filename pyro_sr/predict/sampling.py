@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import torch
 from pyro.infer import Predictive
-from torch import nn
+
+from pyro_sr.models.contract import ProbabilisticSR
+
+DEFAULT_NUM_SAMPLES = 16  # samples per image wherever the user does not say
 
 
 @torch.no_grad()
 def sample_super_resolutions(
-    vae: nn.Module, lr: torch.Tensor, num_samples: int, temperature: float = 1.0, chunk: int = 512
+    vae: ProbabilisticSR, lr: torch.Tensor, num_samples: int, temperature: float = 1.0, chunk: int = 512
 ) -> torch.Tensor:
     """K super-resolutions of each LR image, (K, N, 3, H, W) in [0, 1].
 

@@ -1,8 +1,10 @@
-"""Bundled weights, named by short names, that carry their metadata like torchvision's: architecture,
-degradation, the training command and the metrics they scored."""
+"""Loading a model by the one name every command and the Python API take: a bundled name, a checkpoint file or a
+run folder. Bundled weights carry their metadata like torchvision's: architecture, degradation, the training
+command and the metrics they scored."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -11,12 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from pyro_sr.common import CheckpointError, resolve_device
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.models import MODEL_KINDS, build_model
-from pyro_sr.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pyro_sr.models.contract import ProbabilisticSR
+from pyro_sr.models.registry import build_model, model_kind
+from pyro_sr.weights.checkpoint import load_checkpoint, save_checkpoint
 
 BUNDLED_MODELS = {"cnn": "cnn.pt", "seed-cnn": "seed-cnn.pt", "vae": "vae.pt", "hvae": "hvae.pt"}
 DEFAULT_MODEL = "cnn"
+MODEL_HELP = f"a bundled name ({', '.join(BUNDLED_MODELS)}), a checkpoint file or a run folder"
 
 
 @dataclass
@@ -34,15 +39,21 @@ class LoadedModel:
         return self.degradation.scale
 
     @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
     def probabilistic(self) -> bool:
-        """True for the VAEs, which return samples rather than one super-resolution."""
-        return self.kind != "cnn"
+        """True for models of p(HR | LR) (``ProbabilisticSR``), which return samples rather than one answer."""
+        return isinstance(self.model, ProbabilisticSR)
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model of a loaded checkpoint (training checkpoint or bundled weights), in eval mode."""
-    if checkpoint.get("kind") not in MODEL_KINDS:
-        raise CheckpointError(f"checkpoint holds an unknown model kind {checkpoint.get('kind')!r}")
+    try:
+        model_kind(str(checkpoint.get("kind")))
+    except ValueError:
+        raise CheckpointError(f"checkpoint holds an unknown model kind {checkpoint.get('kind')!r}") from None
     try:
         model = build_model(checkpoint["kind"], checkpoint["model_config"])
         model.load_state_dict(checkpoint["model"])
@@ -62,6 +73,11 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("pyro_sr.weights") / BUNDLED_MODELS[name]))
 
 
+def list_models() -> list[str]:
+    """The bundled models installed with this copy of pyro-sr."""
+    return [name for name in BUNDLED_MODELS if bundled_path(name).is_file()]
+
+
 def _display_name(path: Path) -> str:
     """How tables name a checkpoint: its run folder's name, marked when it is the run's best epoch."""
     if path.is_dir():
@@ -72,7 +88,8 @@ def _display_name(path: Path) -> str:
 
 
 def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a bundled model by name, or a checkpoint file / run folder by path."""
+    """Load a bundled model by name, or a checkpoint file / run folder by path; ``device`` may be ``auto``."""
+    device = resolve_device(device)
     if str(spec) in BUNDLED_MODELS:
         path, name = bundled_path(str(spec)), str(spec)
         if not path.is_file():
@@ -85,10 +102,21 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         name = _display_name(path)
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, device)
-    return LoadedModel(name, checkpoint["kind"], model, degradation_of(checkpoint), training_record(checkpoint))
+    kind = model_kind(checkpoint["kind"]).name
+    return LoadedModel(name, kind, model, degradation_of(checkpoint), training_record(checkpoint))
 
 
-def load_models(specs, device: str | torch.device, scale: int) -> list[LoadedModel]:
+def load_trained_cnn(spec: str | Path, flag: str, degradation: Degradation) -> LoadedModel:
+    """A trained CNN for ``flag`` (``--init``, ``--base``), refused unless it was trained for ``degradation``."""
+    loaded = load_model(spec)
+    if loaded.kind != "cnn":
+        raise ValueError(f"{flag} must be a CNN, but {spec} is a {loaded.kind}")
+    if loaded.degradation != degradation:
+        raise ValueError(f"{flag} {spec} was trained for another degradation ({loaded.degradation})")
+    return loaded
+
+
+def load_models(specs: Iterable[str | Path], device: str | torch.device, scale: int) -> list[LoadedModel]:
     """Load several models (all before any work, so a bad one fails fast), each checked to upscale ``scale``x."""
     loaded = [load_model(spec, device) for spec in specs]
     for model in loaded:

@@ -9,11 +9,10 @@ and makes degrade(SR) equal the LR input up to float32 rounding.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from pyro_sr.data.degradation import Degradation
+from pyro_sr.models.contract import Upscaler
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -57,6 +56,6 @@ def project_to_lr(
     return (x + adjoint(u)).to(sr.dtype).view(sr.shape)
 
 
-def lr_consistent(upscaler: Callable[[torch.Tensor], torch.Tensor], degradation: Degradation):
+def lr_consistent(upscaler: Upscaler, degradation: Degradation) -> Upscaler:
     """Wrap an upscaler (LR batch -> SR batch or samples) so its outputs are projected onto the LR input."""
     return lambda lr: project_to_lr(upscaler(lr), lr, degradation)

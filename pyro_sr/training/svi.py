@@ -1,7 +1,7 @@
 """The one SVI training loop for every pyro-sr VAE (anything with ``model(lr, hr, beta)`` / ``guide(lr, hr, beta)``).
 
 The objective is Pyro's own (``Trace_ELBO`` or, with analytic KL, ``TraceMeanField_ELBO``); the KL factor from a
-:class:`~pyro_sr.inference.annealing.KLSchedule` reaches the latent sites as the ``beta`` argument, where
+:class:`~pyro_sr.training.annealing.KLSchedule` reaches the latent sites as the ``beta`` argument, where
 ``poutine.scale`` applies it. Every epoch writes a JSON line (train objective, the β in force, full-validation ELBO,
 KL, expected log-likelihood and PSNR, and the same on a fixed slice of the training images) and an atomic
 checkpoint with network, optimizer, schedule position and RNG states (also as ``best.pt`` at the best validation
@@ -25,19 +25,18 @@ import numpy as np
 import pyro
 import torch
 import torch.distributed as torch_dist
-from pyro import poutine
-from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import SVI, Predictive, Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim import ClippedAdam
-from pyro.poutine.util import site_is_subsample
-from torch import nn
 from tqdm import tqdm
 
-from pyro_sr.data.datasets import PairedImages
-from pyro_sr.evaluation.metrics import mse_to_psnr
-from pyro_sr.inference.annealing import KLSchedule
-from pyro_sr.inference.distributed import DataParallelSVI, all_reduce_sum, from_environment, setup
-from pyro_sr.training.cnn import TrainingError
-from pyro_sr.training.device import resolve_device
+from pyro_sr.common import TrainingError, resolve_device
+from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
+from pyro_sr.metrics import mse_to_psnr
+from pyro_sr.models.contract import VariationalSR
+from pyro_sr.models.registry import kind_of
+from pyro_sr.models.traces import paired_traces, sample_sites
+from pyro_sr.training.annealing import KLSchedule
+from pyro_sr.training.distributed import DataParallelSVI, all_reduce_sum, from_environment, setup
 from pyro_sr.training.run import close_epoch, open_run
 
 ELBOS = ("trace", "meanfield")
@@ -85,30 +84,47 @@ def make_elbo(name: str) -> Trace_ELBO:
     return TraceMeanField_ELBO() if name == "meanfield" else Trace_ELBO()
 
 
+def decayed_lr(config: SVIConfig, steps_per_epoch: int, step: int) -> tuple[float, float]:
+    """ClippedAdam's per-step decay factor that brings ``config.lr`` to ``final_lr_fraction`` of it after all
+    epochs, and the learning rate in force at ``step``."""
+    decay = config.final_lr_fraction ** (1.0 / (config.epochs * steps_per_epoch))
+    return decay, config.lr * decay**step
+
+
+def on_schedule(optimizer_state: dict[str, Any], lr: float, decay: float) -> dict[str, Any]:
+    """A stored ClippedAdam state (parameter name -> optimizer state dict) moved onto this run's schedule: a run
+    resumed with more epochs than its checkpoint's must not keep the shorter run's learning rate and decay. A
+    state already on it is kept as it is, so that a resumed run continues bit for bit."""
+
+    def moved(group: dict[str, Any]) -> dict[str, Any]:
+        return group if group["lrd"] == decay else {**group, "lr": lr, "lrd": decay}
+
+    return {
+        name: {**state, "param_groups": [moved(group) for group in state["param_groups"]]}
+        for name, state in optimizer_state.items()
+    }
+
+
 @torch.no_grad()
-def elbo_terms(vae: nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+def elbo_terms(vae: VariationalSR, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-image expected log-likelihood (one posterior sample), analytic KL of each latent site given its
     sampled parents (``kl_<site>``), their total and the ELBO at β = 1."""
-    guide_trace = poutine.trace(vae.guide).get_trace(lr, hr, 1.0)
-    model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(lr, hr, 1.0)
+    guide_trace, model_trace = paired_traces(vae, lr, hr)
     log_lik = model_trace.nodes["hr"]["fn"].log_prob(hr)
     terms = {}
-    for name, site in guide_trace.nodes.items():
-        if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site):
-            terms[f"kl_{name}"] = torch.distributions.kl_divergence(site["fn"], model_trace.nodes[name]["fn"])
+    for name, site in sample_sites(guide_trace, observed=False):
+        terms[f"kl_{name}"] = torch.distributions.kl_divergence(site["fn"], model_trace.nodes[name]["fn"])
     kl = sum(terms.values(), torch.zeros_like(log_lik))
     return {"log_lik": log_lik, "kl": kl, "elbo": log_lik - kl, **(terms if len(terms) > 1 else {})}
 
 
 @torch.no_grad()
 def validate(
-    vae: nn.Module, data: PairedImages, device: torch.device, batch_size: int = 250, prefix: str = "val"
+    vae: VariationalSR, data: PairedImages, device: torch.device, batch_size: int = 250, prefix: str = "val"
 ) -> dict[str, float]:
     """ELBO, KL (and each latent group's KL when there are several) and log-likelihood per image over all of
     ``data``, in nats, and the PSNR of super-resolutions whose latents come from the prior (what a user gets);
     keys start with ``prefix``."""
-    from pyro.infer import Predictive
-
     sums: dict[str, float] = {}
     sq_err, pixels = 0.0, 0
     for lr, hr in data.batches(batch_size, device=device):
@@ -136,10 +152,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def fit_vae(
-    vae: nn.Module,
-    kind: str,
+    vae: VariationalSR,
     config: SVIConfig,
-    train_data: PairedImages,
+    train_data: PairedImages | ImageFolderCrops,
     val_data: PairedImages | None,
     run_dir: str | Path,
     device: str = "auto",
@@ -150,8 +165,9 @@ def fit_vae(
     """Fit ``vae`` (its model/guide) with SVI; returns the per-epoch log, also written to ``run_dir/log.jsonl``.
 
     Under ``torchrun`` each process fits its shard of every global batch of ``batch_size x world size`` images
-    (see ``pyro_sr.inference.distributed``); only rank 0 validates and writes the run folder."""
+    (see ``pyro_sr.training.distributed``); only rank 0 validates and writes the run folder."""
     run_dir = Path(run_dir)
+    kind = kind_of(vae)
     dist = from_environment()
     dev = resolve_device(device)
     if dist.active:
@@ -170,7 +186,7 @@ def fit_vae(
     steps_per_epoch = len(train_data) // global_batch if dist.active else math.ceil(len(train_data) / global_batch)
     if steps_per_epoch < 1:
         raise ValueError(f"{len(train_data)} training images do not fill one global batch of {global_batch}")
-    decay = config.final_lr_fraction ** (1.0 / (config.epochs * steps_per_epoch))
+    decay, _ = decayed_lr(config, steps_per_epoch, 0)
     optimizer = ClippedAdam({"lr": config.lr, "lrd": decay, "clip_norm": config.clip_norm})
     shuffle = torch.Generator().manual_seed(config.seed)  # the same on every rank: one global order
     # A fixed slice of the training images, scored like the validation set each epoch (at beta = 1), so train
@@ -182,7 +198,9 @@ def fit_vae(
     start_epoch, step = 0, 0
     if state is not None:
         vae.load_state_dict(state["model"])
-        optimizer.set_state(state["optimizer"])
+        optimizer.set_state(
+            on_schedule(state["optimizer"], decayed_lr(config, steps_per_epoch, state["step"])[1], decay)
+        )
         shuffle.set_state(state["rng"]["shuffle"])
         _set_rng_state(state["rng"])
         if dist.rank:
@@ -235,6 +253,7 @@ def fit_vae(
             "train_loss": loss_sum / seen,  # -(beta-weighted ELBO) per image: the objective SVI minimised
             **(validate(vae, probe, dev, prefix="train") if probe is not None else {}),
             **(validate(vae, val_data, dev) if val_data is not None and len(val_data) else {}),
+            "lr": decayed_lr(config, steps_per_epoch, step)[1],  # in force after the epoch's last step
             "seconds": seconds,
             "images_per_s": seen / seconds,
         }

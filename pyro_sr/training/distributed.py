@@ -104,7 +104,11 @@ class DataParallelSVI:
         device: torch.device,
     ):
         device_ids = [device.index] if device.type == "cuda" else None
-        self.loss = DistributedDataParallel(ELBOLoss(vae, elbo, dist.world_size), device_ids=device_ids)
+        # At a KL weight of 0 (a linear warm-up's first step, every cyclical restart) the latent sites are masked,
+        # so the prior network gets no gradient in that step: DDP must expect parameters without gradients.
+        self.loss = DistributedDataParallel(
+            ELBOLoss(vae, elbo, dist.world_size), device_ids=device_ids, find_unused_parameters=True
+        )
         self.optim = optim
         self.world_size = dist.world_size
 

@@ -1,0 +1,99 @@
+"""Argument groups that several subcommands share, and turning them into library objects."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pyro_sr.common import DEVICE_CHOICES
+from pyro_sr.data.degradation import DEGRADATIONS, SUPPORTED_SCALES, Degradation
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES
+from pyro_sr.predict.tiling import DEFAULT_TILE
+from pyro_sr.weights.loading import MODEL_HELP
+
+DATA_HELP = (
+    "cifar10 (needs --data-dir or --download), sample (the 64 bundled test images), or folder (--data-dir of images)"
+)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something: not for unset options, flags, or helps that name their own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def common_parent() -> argparse.ArgumentParser:
+    """``--device`` and ``--threads``, which every command takes."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto uses CUDA when available")
+    parent.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    return parent
+
+
+def sampling_parent() -> argparse.ArgumentParser:
+    """How a probabilistic model's samples are drawn (``sample``, ``upscale``, ``evaluate``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--num-samples", type=int, help=f"samples per image of a probabilistic model (default: {DEFAULT_NUM_SAMPLES})"
+    )
+    parent.add_argument("--temperature", type=float, default=1.0, help="scale of the prior (default: 1.0)")
+    parent.add_argument("--seed", type=int, default=0, help="random seed of the samples (default: 0)")
+    parent.add_argument(
+        "--lr-consistent",
+        action="store_true",
+        help="project every output onto the images whose degradation is the LR input",
+    )
+    return parent
+
+
+def add_model_arg(parser: argparse.ArgumentParser, several: bool = False, default: str | None = None) -> None:
+    """``--model``: named the same way in every command."""
+    if several:
+        parser.add_argument(
+            "--model", dest="models", nargs="+", action="extend", default=[], metavar="MODEL", help=f"{MODEL_HELP}"
+        )
+    else:
+        required = default is None
+        extra = "" if required else " (default: %(default)s)"
+        parser.add_argument("--model", required=required, default=default, metavar="MODEL", help=MODEL_HELP + extra)
+
+
+def add_tile_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tile", type=int, default=DEFAULT_TILE, help="LR tile size that bounds memory (default: %(default)s)"
+    )
+
+
+def add_data_args(
+    parser: argparse.ArgumentParser, splits: tuple[str, ...], default_split: str, sources: tuple[str, ...]
+) -> None:
+    parser.add_argument("--data", default="cifar10", choices=sources, help=DATA_HELP)
+    if len(splits) > 1:
+        parser.add_argument("--split", default=default_split, choices=splits, help="data split (default: %(default)s)")
+    add_cifar_dir_args(parser)
+
+
+def add_cifar_dir_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="folder with cifar10_{train,test}.npz or cifar-10-batches-py")
+    parser.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision into --data-dir")
+    parser.add_argument("--val-size", type=int, default=5000, help="images held out from train for validation")
+
+
+def add_degradation_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scale", type=int, default=4, choices=SUPPORTED_SCALES, help="upscaling factor (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--degradation",
+        default="gaussian",
+        choices=DEGRADATIONS,
+        help="gaussian: the paper's blur (sigma) + subsampling at offset scale//2; bicubic: antialiased",
+    )
+    parser.add_argument("--sigma", type=float, default=1.0, help="Gaussian blur sigma (default: %(default)s)")
+
+
+def degradation(args: argparse.Namespace) -> Degradation:
+    return Degradation(args.degradation, args.scale, args.sigma)

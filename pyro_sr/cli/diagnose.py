@@ -1,0 +1,71 @@
+"""``pyro-sr diagnose``: the ELBO diagnostics report of a model fitted with SVI."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pyro_sr.cli.args import add_data_args, add_model_arg
+from pyro_sr.common import resolve_device, set_threads
+from pyro_sr.data.datasets import load_pairs
+from pyro_sr.diagnostics.report import DiagnoseConfig, diagnose
+from pyro_sr.weights.loading import load_model
+
+DEFAULTS = DiagnoseConfig()
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, sampling) -> None:
+    dg = sub.add_parser(
+        "diagnose",
+        parents=[common],
+        help="ELBO diagnostics of a fitted VAE: curves, per-group KL, IWAE gap, Pareto k-hat, calibration",
+        description="Write a report folder (summary.md, PNG figures, diagnostics.nc for ArviZ) for a VAE. A run "
+        "folder or a checkpoint in one brings its training logs; bundled weights their stored history.",
+    )
+    add_model_arg(dg)
+    add_data_args(dg, ("train", "val", "test"), "test", ("cifar10", "sample"))
+    dg.add_argument(
+        "--images",
+        type=int,
+        default=DEFAULTS.images,
+        help="images for the variational fit and active units (default: %(default)s)",
+    )
+    dg.add_argument(
+        "--iw-samples",
+        type=int,
+        nargs="+",
+        default=list(DEFAULTS.ks),
+        metavar="K",
+        help="importance sample sizes (default: %(default)s)",
+    )
+    dg.add_argument(
+        "--ppc-images",
+        type=int,
+        default=DEFAULTS.ppc_images,
+        help="images for predictive checks (default: %(default)s)",
+    )
+    dg.add_argument(
+        "--ppc-samples",
+        type=int,
+        default=DEFAULTS.ppc_samples,
+        help="predictive draws per image (default: %(default)s)",
+    )
+    dg.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    dg.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/diagnostics, or NAME-diagnostics)")
+    dg.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
+    dev = resolve_device(args.device)
+    degradation = load_model(args.model).degradation
+    pairs = load_pairs(args.data, args.split, degradation, args.data_dir, args.download, args.val_size)
+    config = DiagnoseConfig(
+        images=args.images,
+        ks=tuple(args.iw_samples),
+        ppc_images=args.ppc_images,
+        ppc_samples=args.ppc_samples,
+        seed=args.seed,
+    )
+    print(f"wrote {diagnose(args.model, pairs, args.out, config, dev)}")
+    return 0

@@ -1,0 +1,235 @@
+"""``pyro-sr fit cnn|vae|hvae``: train a model into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from pyro_sr.cli.args import HelpFormatter, add_data_args, add_degradation_args, degradation
+from pyro_sr.common import seed_everything, set_threads
+from pyro_sr.data.augment import AUGMENTATION_HELP, AUGMENTATIONS, augmentations_from_names
+from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
+from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
+from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+from pyro_sr.training.annealing import SCHEDULES
+from pyro_sr.training.cnn import cnn_config_for, fit_cnn, train_config_for
+from pyro_sr.training.data import training_data
+from pyro_sr.training.distributed import from_environment
+from pyro_sr.training.run import run_meta
+from pyro_sr.training.svi import ELBOS, SVIConfig, fit_vae
+from pyro_sr.weights.loading import load_trained_cnn
+
+SVI_DEFAULTS = SVIConfig()
+
+
+def _fit_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    add_data_args(parent, ("train",), "train", ("cifar10", "sample", "folder"))
+    add_degradation_args(parent)
+    parent.add_argument("--crops-per-epoch", type=int, default=10000, help="--data folder: random crops per epoch")
+    parent.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl and checkpoint.pt")
+    parent.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parent.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    return parent
+
+
+def _svi_parent() -> argparse.ArgumentParser:
+    d = SVI_DEFAULTS
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--elbo",
+        choices=ELBOS,
+        help=f"trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL) (default: {d.elbo})",
+    )
+    parent.add_argument("--kl", choices=SCHEDULES, help=f"KL schedule (default: {d.kl.kind})")
+    parent.add_argument(
+        "--beta", type=float, help=f"KL weight (the paper: 0.5); the schedule's maximum (default: {d.kl.beta})"
+    )
+    parent.add_argument("--warmup-steps", type=int, help="linear: steps from 0 to beta; cyclical: ramp")
+    parent.add_argument("--cycle-steps", type=int, help="cyclical: steps per cycle")
+    parent.add_argument("--epochs", type=int, help=f"default: {d.epochs}")
+    parent.add_argument("--batch-size", type=int, help=f"default: {d.batch_size}")
+    parent.add_argument(
+        "--lr",
+        type=float,
+        help=f"ClippedAdam learning rate, decayed to {100 * d.final_lr_fraction:.0f}%% by the end (default: {d.lr})",
+    )
+    parent.add_argument("--seed", type=int, help=f"default: {d.seed}")
+    return parent
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, sampling) -> None:
+    fit = sub.add_parser("fit", help="train a model")
+    fit_sub = fit.add_subparsers(dest="model", required=True, metavar="MODEL")
+    fit_common, svi = _fit_parent(), _svi_parent()
+
+    cnn = fit_sub.add_parser(
+        "cnn", parents=[common, fit_common], help="train a CNN super-resolver with MSE", formatter_class=HelpFormatter
+    )
+    cnn.add_argument("--arch", choices=CNN_ARCHS, help="seed: the paper's CNN; resnet: ours (default: resnet)")
+    cnn.add_argument(
+        "--recipe", choices=("paper", "default"), help="training preset (default: paper for seed, default for resnet)"
+    )
+    cnn.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    cnn.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    cnn.add_argument("--lr", type=float, help="override the recipe's learning rate")
+    cnn.add_argument("--seed", type=int, help="override the recipe's seed")
+    cnn.add_argument(
+        "--augment",
+        nargs="+",
+        choices=("none", *AUGMENTATIONS),
+        metavar="NAME",
+        help=f"exact augmentations, LR recomputed ({AUGMENTATION_HELP}; none: off); "
+        "default: hflip for the default recipe, none for paper",
+    )
+    cnn.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed-precision autocast (default: fp32)")
+    cnn.add_argument("--channels", type=int, help=f"resnet width (default: {CNNConfig.channels})")
+    cnn.add_argument("--blocks", type=int, help=f"resnet residual blocks (default: {CNNConfig.blocks})")
+    cnn.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this trained CNN's weights (bundled name, checkpoint file or run folder; its architecture), "
+        "with a fresh optimizer and schedule: fine-tuning, or a warm restart; more --blocks "
+        "deepens a resnet with identity blocks (same function at the start)",
+    )
+    cnn.set_defaults(func=run_fit_cnn)
+
+    vae = fit_sub.add_parser(
+        "vae", parents=[common, fit_common, svi], help="fit the conditional VAE with SVI", formatter_class=HelpFormatter
+    )
+    vae.add_argument(
+        "--preset",
+        default="default",
+        choices=tuple(CVAE_PRESETS),
+        help="paper: the paper's VAE (linear 192-d prior, decoder from z alone, sigma 0.01)",
+    )
+    vae.add_argument("--latent-channels", type=int, help="override the preset's latent channels per LR pixel")
+    vae.add_argument("--channels", type=int, help="override the preset's network width")
+    vae.add_argument("--blocks", type=int, help="override the preset's residual blocks")
+    vae.set_defaults(func=run_fit_vae)
+
+    hvae = fit_sub.add_parser(
+        "hvae",
+        parents=[common, fit_common, svi],
+        help="fit the hierarchical VAE (spatial latent groups, coarse to fine) with SVI",
+        formatter_class=HelpFormatter,
+    )
+    hvae.add_argument("--channels", type=int, default=HVAEConfig.channels, help="LR-grid width, halved per 2x step")
+    hvae.add_argument("--lr-blocks", type=int, default=HVAEConfig.lr_blocks, help="residual blocks of the LR encoder")
+    hvae.add_argument("--latent-channels", type=int, default=HVAEConfig.latent_channels, help="latent channels/group")
+    hvae.add_argument(
+        "--groups-per-scale",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="latent groups per resolution, LR grid first; unset: 2, then 1 per 2x step",
+    )
+    hvae.add_argument(
+        "--blocks-per-group", type=int, default=HVAEConfig.blocks_per_group, help="residual blocks after each group"
+    )
+    hvae.add_argument(
+        "--group-kl-weights",
+        type=float,
+        nargs="+",
+        metavar="W",
+        help="multiply each latent group's KL factor (z1 first), e.g. 1 1 1 2; unset: all 1",
+    )
+    hvae.add_argument(
+        "--base",
+        metavar="MODEL",
+        help="refine this trained CNN's prediction (bundled name, checkpoint file or run folder; kept frozen) instead "
+        "of bicubic upsampling",
+    )
+    hvae.set_defaults(func=run_fit_hvae)
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    """The options among ``names`` that were given (not None)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def run_fit_cnn(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
+    deg = degradation(args)
+    init = load_trained_cnn(args.init, "--init", deg) if args.init else None
+    model_config = cnn_config_for(args.scale, args.arch, args.channels, args.blocks, init and init.model.config)
+    train_config = train_config_for(
+        model_config.arch,
+        args.recipe,
+        augment=augmentations_from_names(args.augment),
+        **_given(args, "epochs", "batch_size", "lr", "seed", "precision"),
+    )
+    train, val = training_data(args.data, deg, args.data_dir, args.download, args.val_size, args.crops_per_epoch)
+    meta = run_meta(deg, args.data, args.command_line)
+    if init is not None:
+        meta["init"] = {"model": args.init, **init.meta}
+    history = fit_cnn(
+        model_config,
+        train_config,
+        train,
+        val,
+        args.out,
+        device=args.device,
+        resume=args.resume,
+        meta=meta,
+        degradation=deg,
+        progress=not args.quiet,
+        init_weights=init and init.model.state_dict(),
+    )
+    if history:
+        print(json.dumps(history[-1]))
+    return 0
+
+
+def _svi_config(args: argparse.Namespace) -> SVIConfig:
+    kl_given = {"kind": args.kl, "beta": args.beta, "warmup_steps": args.warmup_steps, "cycle_steps": args.cycle_steps}
+    kl = replace(SVI_DEFAULTS.kl, **{key: value for key, value in kl_given.items() if value is not None})
+    given = _given(args, "epochs", "batch_size", "lr", "elbo", "seed")
+    return SVIConfig(**given, kl=kl, group_kl_weights=getattr(args, "group_kl_weights", None))
+
+
+def _fit_svi(args: argparse.Namespace, build_vae) -> int:
+    """Shared by ``fit vae`` and ``fit hvae``: the one SVI loop, with the model built by ``build_vae``."""
+    set_threads(args.threads)
+    deg = degradation(args)
+    config = _svi_config(args)
+    train, val = training_data(args.data, deg, args.data_dir, args.download, args.val_size, args.crops_per_epoch)
+    seed_everything(config.seed)  # the initial weights
+    history = fit_vae(
+        build_vae(),
+        config,
+        train,
+        val,
+        args.out,
+        device=args.device,
+        resume=args.resume,
+        meta=run_meta(deg, args.data, args.command_line),
+        progress=not args.quiet,
+    )
+    if history and from_environment().is_main:
+        print(json.dumps(history[-1]))
+    return 0
+
+
+def run_fit_vae(args: argparse.Namespace) -> int:
+    config = replace(
+        CVAE_PRESETS[args.preset], scale=args.scale, **_given(args, "latent_channels", "channels", "blocks")
+    )
+    return _fit_svi(args, lambda: ConditionalVAE(config))
+
+
+def run_fit_hvae(args: argparse.Namespace) -> int:
+    config = HVAEConfig(
+        scale=args.scale,
+        channels=args.channels,
+        lr_blocks=args.lr_blocks,
+        latent_channels=args.latent_channels,
+        groups_per_scale=args.groups_per_scale,
+        blocks_per_group=args.blocks_per_group,
+    )
+    if args.base is None:
+        return _fit_svi(args, lambda: HierarchicalVAE(config))
+    base = load_trained_cnn(args.base, "--base", degradation(args))
+    return _fit_svi(args, lambda: HierarchicalVAE.refining(base.model, config))

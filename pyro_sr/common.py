@@ -1,0 +1,89 @@
+"""What every part of pyro-sr shares: the error hierarchy, choosing the device, seeding, threads and atomic writes.
+
+It imports nothing else from the package, so any module may use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+class PyroSRError(Exception):
+    """A mistake of the user's or a broken input; the message is one line meant for the user."""
+
+
+class DataError(PyroSRError, ValueError):
+    """A data source is missing or malformed."""
+
+
+class ImageError(PyroSRError, ValueError):
+    """A file cannot be read as an image."""
+
+
+class CheckpointError(PyroSRError, ValueError):
+    """A checkpoint cannot be used."""
+
+
+class TrainingError(PyroSRError, RuntimeError):
+    """Training cannot go on (for example a non-finite loss); the last good checkpoint is kept."""
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` means CUDA when there is one."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}; choose from {DEVICE_CHOICES}")
+    return torch.device(name)
+
+
+def set_threads(threads: int | None) -> None:
+    """torch's CPU threads; None keeps torch's choice."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, Python and NumPy (through Pyro), so that samples and scores are the same on every run."""
+    import pyro
+
+    pyro.set_rng_seed(seed)
+
+
+def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
+    """Call ``write(tmp_path)`` and move the result into place, so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json(path: str | Path, value: Any) -> None:
+    """Indented JSON with a final newline, written atomically."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=2) + "\n"))

@@ -1,0 +1,58 @@
+"""What a super-resolver declares, so that prediction, evaluation and diagnostics ask a model what it can do
+instead of what it is called.
+
+- :class:`DeterministicSR`: one super-resolution per LR image, ``predict(lr)``. The CNNs.
+- :class:`ProbabilisticSR`: a Pyro program ``model(lr, hr=None, beta=1.0, temperature=1.0)`` of p(HR | LR) under
+  the plate ``images``, whose sites are
+
+  - the latent sample sites named in ``latent_sites`` (each inside ``poutine.scale`` by its KL weight ``beta``),
+    drawn from the LR-conditioned prior, its scale multiplied by ``temperature``;
+  - ``sr`` (deterministic, event_dim 3): the location of the pixel likelihood given the latents, in [0, 1]
+    up to overshoot. It is what a *sample* of the super-resolver is: ``predict.sampling`` returns it;
+  - ``hr`` (event_dim 3): the pixel likelihood itself, observed when ``hr`` is given.
+
+  Anything with such a ``model`` can be sampled with ``pyro.infer.Predictive``.
+- :class:`VariationalSR`: a ``ProbabilisticSR`` with a ``guide(lr, hr, beta=1.0, temperature=1.0)`` over the
+  same latent sites: what SVI training, the ELBO and IWAE bounds and the posterior diagnostics need.
+
+Every model also carries ``config``: a frozen dataclass with ``scale`` and ``to_dict()``, stored in checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+Upscaler = Callable[[torch.Tensor], torch.Tensor]  # LR batch -> SR batch (or K samples of it, (K, N, 3, H, W))
+
+
+@runtime_checkable
+class DeterministicSR(Protocol):
+    """One super-resolution per LR image."""
+
+    config: Any
+
+    def predict(self, lr: torch.Tensor) -> torch.Tensor:
+        """(N, 3, h, w) in [0, 1] -> (N, 3, scale h, scale w)."""
+        ...
+
+
+@runtime_checkable
+class ProbabilisticSR(Protocol):
+    """A Pyro model of p(HR | LR) with the sites described in the module docstring."""
+
+    config: Any
+    latent_sites: tuple[str, ...]
+
+    def model(
+        self, lr: torch.Tensor, hr: torch.Tensor | None = None, beta: Any = 1.0, temperature: float = 1.0
+    ) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class VariationalSR(ProbabilisticSR, Protocol):
+    """A probabilistic super-resolver with an amortised guide q(latents | HR, LR) over the same latent sites."""
+
+    def guide(self, lr: torch.Tensor, hr: torch.Tensor, beta: Any = 1.0, temperature: float = 1.0) -> Any: ...
