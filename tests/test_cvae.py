@@ -166,7 +166,19 @@ def test_cli_fits_samples_upscales_and_evaluates_a_vae(tmp_path, capsys):
     assert main([*fit, "--warmup-steps", "2", "--elbo", "meanfield", "--quiet", "--out", str(run)]) == 0
     assert (
         main(
-            ["sample", "--model", str(run), "--data", "sample", "--limit", "2", "--num-samples", "3", "--out", str(tmp_path / "s")]
+            [
+                "sample",
+                "--model",
+                str(run),
+                "--data",
+                "sample",
+                "--limit",
+                "2",
+                "--num-samples",
+                "3",
+                "--out",
+                str(tmp_path / "s"),
+            ]
         )
         == 0
     )

@@ -103,7 +103,20 @@ def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_pa
 
 def test_cli_diagnose_and_its_errors(trained_run, tmp_path, capsys):
     run, _ = trained_run
-    args = ["diagnose", "--model", str(run), "--data", "sample", "--images", "6", "--iw-samples", "1", "2", "--ppc-samples", "3"]
+    args = [
+        "diagnose",
+        "--model",
+        str(run),
+        "--data",
+        "sample",
+        "--images",
+        "6",
+        "--iw-samples",
+        "1",
+        "2",
+        "--ppc-samples",
+        "3",
+    ]
     assert main([*args, "--out", str(tmp_path / "r")]) == 0
     assert "Pareto k̂ was not computed" in (tmp_path / "r" / "summary.md").read_text()
     assert (

@@ -78,6 +78,40 @@ def fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
     torch_dist.destroy_process_group()
 
 
+def cli_fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    from pyro_sr.cli import main
+
+    join(rank, world_size, port)
+    fit = ["fit", "vae", "--data", "sample", "--kl", "linear", "--warmup-steps", "4", "--epochs", "1"]
+    code = main(
+        [
+            *fit,
+            "--batch-size",
+            "4",
+            "--channels",
+            "8",
+            "--blocks",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            f"{out}/run",
+        ]
+    )
+    torch.save(code, f"{out}/rc{rank}.pt")
+    torch_dist.destroy_process_group()
+
+
+def test_two_process_cli_fit_with_a_kl_warm_up_from_zero(tmp_path):
+    # At beta = 0 the prior network is masked out of the loss; DDP used to fail on the step after it.
+    out = tmp_path / "run"
+    mp.spawn(cli_fit_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert [torch.load(tmp_path / f"rc{r}.pt") for r in range(2)] == [0, 0]
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert checkpoint["step"] == 8 and checkpoint["kind"] == "vae"  # 64 images in global batches of 2 x 4
+
+
 def test_two_process_gradient_equals_one_process_on_the_union(tmp_path):
     mp.spawn(gradient_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     grads = [torch.load(tmp_path / f"grad{r}.pt") for r in range(2)]

@@ -220,7 +220,21 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
         assert image.size == (40, 24)
     capsys.readouterr()
     assert (
-        main(["evaluate", "--model", str(run), "cnn", "--data", "sample", "--limit", "8", "--num-samples", "2", "--lr-consistent"])
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(run),
+                "cnn",
+                "--data",
+                "sample",
+                "--limit",
+                "8",
+                "--num-samples",
+                "2",
+                "--lr-consistent",
+            ]
+        )
         == 0
     )
     table = capsys.readouterr().out
