@@ -30,7 +30,7 @@ pyro-sr fit cnn --init cnn --epochs 50 --lr 3e-4 --augment dihedral rgb shift \
 pyro-sr fit cnn --init runs/resnet16-shift-e50/best.pt --epochs 4 --lr 1e-4 --augment hflip \
     --precision bf16 --data cifar10 --data-dir "$DATA" --out runs/resnet16-shift-hflip-ft4 --threads 2 --quiet
 python scripts/bundle_weights.py runs/resnet16-shift-hflip-ft4 cnn --data-dir "$DATA"
-pyro-sr evaluate --data cifar10 --split test --data-dir "$DATA" seed-cnn cnn --out docs/cifar10_test.json
+pyro-sr evaluate --data cifar10 --split test --data-dir "$DATA" --model seed-cnn cnn --out docs/cifar10_test.json
 # The conditional VAE: about 25 min on two cores (the shipped run stopped after epoch 3 and went on with --resume).
 pyro-sr fit vae --data cifar10 --data-dir "$DATA" --epochs 5 --kl linear --warmup-steps 2000 --threads 2 \
     --out runs/cvae-default-e5
