@@ -137,21 +137,6 @@ def test_predictive_on_a_larger_image_than_trained():
     assert out["sr"].shape == (2, 1, 3, 48, 80) and out["z1"].shape == (2, 1, 2, 12, 20)
 
 
-@pytest.mark.parametrize("degradation", [Degradation(), Degradation("bicubic"), Degradation(scale=2)])
-def test_projection_makes_the_degradation_equal_the_lr_input(degradation):
-    gen = torch.Generator().manual_seed(0)
-    hr = torch.rand(3, 3, 16, 24, generator=gen)
-    lr = degradation(hr)
-    samples = torch.rand(4, 3, 3, 16, 24, generator=gen)
-    projected = project_to_lr(samples, lr, degradation)
-    assert projected.shape == samples.shape
-    assert (degradation(projected.flatten(0, 1)) - lr.repeat(4, 1, 1, 1)).abs().max() < 1e-5
-    # least-norm: an image that is already consistent does not move, and the correction is orthogonal to it
-    assert torch.allclose(project_to_lr(hr, lr, degradation), hr, atol=1e-5)
-    with pytest.raises(ValueError, match="does not match"):
-        project_to_lr(samples[..., :8], lr, degradation)
-
-
 def test_iwae_bound_is_above_the_elbo_and_grows_with_k(pairs):
     vae = seeded_hvae()
     lr, hr = pairs[1].lr, dequantize(pairs[1].hr, torch.Generator().manual_seed(0))

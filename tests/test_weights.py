@@ -1,0 +1,29 @@
+"""Checkpoint files and loading models from them."""
+
+import pytest
+import torch
+
+from pyro_sr.common import CheckpointError
+from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
+from pyro_sr.weights.checkpoint import load_checkpoint, save_checkpoint
+from pyro_sr.weights.loading import load_model
+
+TINY = CVAEConfig(channels=8, blocks=1)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_rejected(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="not a pyro-sr checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"some": "dict"}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a pyro-sr checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_weights_that_do_not_fit_their_configuration_are_rejected(tmp_path):
+
+    weights = ConditionalVAE(TINY).state_dict()
+    config = CVAEConfig(channels=16, blocks=1).to_dict()
+    save_checkpoint({"kind": "cvae", "model_config": config, "model": weights}, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(tmp_path / "m.pt")
