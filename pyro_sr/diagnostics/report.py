@@ -258,6 +258,7 @@ def diagnose(
 
     idata = _inference_data(steps, fit, draws, lr, hr, dims)
     atomic_write(out_dir / "diagnostics.nc", lambda tmp: idata.to_netcdf(str(tmp)))
-    summary = _summary(run_dir or model, str(model), history, fit, units, coverage, dims, figures)
+    checkpoint = Path(model) / "checkpoint.pt" if run_dir is not None and Path(model).is_dir() else model
+    summary = _summary(run_dir or model, str(checkpoint), history, fit, units, coverage, dims, figures)
     atomic_write(out_dir / "summary.md", lambda tmp: Path(tmp).write_text(summary))
     return out_dir / "summary.md"
