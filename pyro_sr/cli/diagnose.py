@@ -51,7 +51,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         help="predictive draws per image (default: %(default)s)",
     )
     dg.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    dg.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/diagnostics, or NAME-diagnostics)")
+    dg.add_argument(
+        "--out",
+        type=Path,
+        help="report folder (default: the run folder's diagnostics/, or NAME-diagnostics for bundled weights)",
+    )
     dg.set_defaults(func=run)
 
 

@@ -222,10 +222,12 @@ def diagnose(
     of ``summary.md``. A run's per-epoch and per-step logs come from its folder; bundled weights carry only the
     per-epoch history in their metadata."""
     out_dir = Path(out_dir) if out_dir is not None else default_report_dir(model)
-    loaded = load_model(model, device)
+    run_dir = run_folder_of(model)
+    # A run folder named like a bundled model is that run, not the bundled weights.
+    checkpoint = run_dir / "checkpoint.pt" if run_dir is not None and Path(model).is_dir() else model
+    loaded = load_model(checkpoint, device)
     if not isinstance(loaded.model, VariationalSR):
         raise ValueError(f"{model} has no guide (a {loaded.kind}); diagnose needs a model fitted with SVI")
-    run_dir = run_folder_of(model)
     history, steps = (loaded.meta.get("history") or [], []) if run_dir is None else read_run_logs(run_dir)
     pairs = pairs.subset(torch.arange(min(config.images, len(pairs))))
     if len(pairs) < 2:
@@ -258,7 +260,6 @@ def diagnose(
 
     idata = _inference_data(steps, fit, draws, lr, hr, dims)
     atomic_write(out_dir / "diagnostics.nc", lambda tmp: idata.to_netcdf(str(tmp)))
-    checkpoint = Path(model) / "checkpoint.pt" if run_dir is not None and Path(model).is_dir() else model
     summary = _summary(run_dir or model, str(checkpoint), history, fit, units, coverage, dims, figures)
     atomic_write(out_dir / "summary.md", lambda tmp: Path(tmp).write_text(summary))
     return out_dir / "summary.md"

@@ -1,1 +1,1 @@
-"""Inference: super-resolving tensors and image files with a trained model."""
+"""Prediction: super-resolving tensors and image files with a trained model, tiled, sampled or self-ensembled."""
