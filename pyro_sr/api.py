@@ -27,10 +27,9 @@ from pyro_sr.evaluation.likelihood import (
     normal_log_density,
 )
 from pyro_sr.models.contract import VariationalSR
-from pyro_sr.predict.consistency import project_to_lr
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES
-from pyro_sr.predict.tiling import DEFAULT_TILE, super_resolve
-from pyro_sr.predict.upscalers import upscaler_for
+from pyro_sr.predict.tiling import DEFAULT_TILE
+from pyro_sr.predict.upscalers import predict_tiled, upscaler_for
 from pyro_sr.weights.loading import LoadedModel, load_model
 
 
@@ -65,8 +64,8 @@ class SuperResolver:
     def _run(self, lr, num_samples, temperature, tile, lr_consistent, ensemble) -> torch.Tensor:
         _check_lr(lr)
         lr = lr.to(self.device)
-        out = super_resolve(upscaler_for(self._loaded, num_samples, temperature, ensemble), lr, self.scale, tile)
-        return project_to_lr(out, lr, self.degradation).clamp(0, 1) if lr_consistent else out
+        upscaler = upscaler_for(self._loaded, num_samples, temperature, ensemble)
+        return predict_tiled(self._loaded, upscaler, lr, tile, lr_consistent)
 
     @torch.no_grad()
     def upscale(

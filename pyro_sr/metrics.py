@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 from pyro_sr.data.degradation import Degradation
 
@@ -31,6 +30,8 @@ def per_image_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def per_image_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    from torchmetrics.functional.image import structural_similarity_index_measure  # 5 s to import: on use
+
     kernel = min(11, x.shape[-1], x.shape[-2]) // 2 * 2 + 1  # torchmetrics needs an odd window within the image
     return structural_similarity_index_measure(x, y, data_range=1.0, kernel_size=kernel, reduction="none")
 

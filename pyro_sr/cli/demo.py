@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from pyro_sr.common import set_threads
-from pyro_sr.demo import run_demo
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, sampling) -> None:
@@ -16,6 +15,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
 
 
 def run(args: argparse.Namespace) -> int:
+    from pyro_sr.demo import run_demo  # the whole evaluation stack: imported only for this command
+
     set_threads(args.threads)
     print(run_demo(args.out, device=args.device))
     return 0

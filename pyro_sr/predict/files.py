@@ -10,11 +10,11 @@ import torch
 from pyro_sr.common import ImageError
 from pyro_sr.data.datasets import to_float
 from pyro_sr.data.images import load_rgb, save_png
-from pyro_sr.predict.consistency import project_to_lr
+from pyro_sr.models.blocks import nearest_upscale
 from pyro_sr.predict.figures import sample_columns, save_comparison_grid, std_map
 from pyro_sr.predict.sampling import summarize_samples
-from pyro_sr.predict.tiling import DEFAULT_TILE, super_resolve
-from pyro_sr.predict.upscalers import upscaler_for
+from pyro_sr.predict.tiling import DEFAULT_TILE
+from pyro_sr.predict.upscalers import predict_tiled, upscaler_for
 from pyro_sr.weights.loading import LoadedModel, load_model
 
 
@@ -40,7 +40,7 @@ def upscale_files(
     """Write ``out_dir/<stem>.png`` for each input image: the super-resolution of a deterministic model, or the
     mean of ``num_samples`` samples together with ``<stem>_sample<k>.png`` and the per-pixel std ``<stem>_std.png``
     (normalised to the image's largest std). With ``lr_consistent`` every output is projected onto the images
-    whose degradation is the input (``project_to_lr``); ``ensemble`` self-ensembles a CNN. Returns the written
+    whose degradation is the input (``predict_tiled``); ``ensemble`` self-ensembles a CNN. Returns the written
     paths."""
     images = [Path(p) for p in images]
     _check_unique_stems(images)
@@ -53,9 +53,7 @@ def upscale_files(
     written = []
     for path in images:
         lr = to_float(load_rgb(path)).unsqueeze(0).to(dev)
-        sr = super_resolve(upscaler, lr, loaded.scale, tile)
-        if lr_consistent:
-            sr = project_to_lr(sr, lr, loaded.degradation).clamp(0, 1)
+        sr = predict_tiled(loaded, upscaler, lr, tile, lr_consistent)
         if not loaded.probabilistic:
             save_png(sr[0], out_dir / f"{path.stem}.png")
             written.append(out_dir / f"{path.stem}.png")
@@ -88,18 +86,13 @@ def sample_to_files(
     """For each LR image (N, 3, h, w) of a batch: its samples, mean and std map (see ``write_samples``) and a
     one-row grid ``<name>_grid.png``: LR | mean | up to 4 samples | std | HR (when ``hr`` is given). With
     ``lr_consistent`` the samples are projected onto the LR input first."""
-    from pyro_sr.models.blocks import nearest_upscale
-
     if not loaded.probabilistic:
         raise ValueError(f"model {loaded.name!r} is deterministic; sampling needs a probabilistic model")
     out_dir = Path(out_dir)
     upscaler = upscaler_for(loaded, num_samples, temperature)
     written = []
     for i, name in enumerate(names):
-        samples = super_resolve(upscaler, lr[i : i + 1], loaded.scale, tile)[:, 0]
-        if lr_consistent:
-            samples = project_to_lr(samples, lr[i : i + 1].expand(len(samples), -1, -1, -1), loaded.degradation)
-            samples = samples.clamp(0, 1)
+        samples = predict_tiled(loaded, upscaler, lr[i : i + 1], tile, lr_consistent)[:, 0]
         written += write_samples(samples, out_dir, name)
         columns = {"LR": nearest_upscale(lr[i : i + 1], loaded.scale), **sample_columns(samples[:, None])}
         if hr is not None:
