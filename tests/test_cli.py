@@ -205,13 +205,13 @@ def test_vae_scores_are_reproducible_with_the_seed(capsys):
 def test_fit_cnn_augment_choices_reach_the_checkpoint(tmp_path, capsys):
     fit = ["fit", "cnn", "--data", "sample", "--epochs", "1", "--batch-size", "32", "--quiet", *TINY]
     assert main([*fit, "--augment", "dihedral", "rgb", "shift", "--out", str(tmp_path / "a")]) == 0
-    assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["train_config"]["augment"] == (
+    assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["train_config"]["augment"] == (
         "dihedral",
         "rgb",
         "shift",
     )
     assert main([*fit, "--augment", "none", "--out", str(tmp_path / "b")]) == 0
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["train_config"]["augment"] == ()
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["train_config"]["augment"] == ()
     assert main([*fit, "--augment", "none", "rgb", "--out", str(tmp_path / "c")]) == 2
     assert "cannot be combined" in capsys.readouterr().err
 

@@ -108,7 +108,7 @@ def test_two_process_cli_fit_with_a_kl_warm_up_from_zero(tmp_path):
     out = tmp_path / "run"
     mp.spawn(cli_fit_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     assert [torch.load(tmp_path / f"rc{r}.pt") for r in range(2)] == [0, 0]
-    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     assert checkpoint["step"] == 8 and checkpoint["kind"] == "vae"  # 64 images in global batches of 2 x 4
 
 
@@ -130,7 +130,7 @@ def test_two_process_fit_keeps_ranks_identical_and_resumes_in_one_process(tmp_pa
     assert all(torch.equal(params[0][k], params[1][k]) for k in params[0])
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "checkpoint.pt", "log.jsonl", "steps.jsonl"]
-    checkpoint = torch.load(run / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
     assert checkpoint["step"] == 5  # 40 images in global batches of 2 x 4
     assert all(torch.equal(checkpoint["model"][k], params[0][k]) for k in params[0])
     data = pairs()

@@ -12,7 +12,7 @@ TINY = CVAEConfig(channels=8, blocks=1)
 
 
 def stored_lrs(run) -> list[float]:
-    checkpoint = torch.load(run / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
     return [group["lr"] for state in checkpoint["optimizer"].values() for group in state["param_groups"]]
 
 
