@@ -78,11 +78,11 @@ def fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
     torch_dist.destroy_process_group()
 
 
-def cli_fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
+def cli_fit_worker(rank: int, world_size: int, port: int, out: str, data: tuple[str, ...] = ("sample",)) -> None:
     from pyro_sr.cli import main
 
     join(rank, world_size, port)
-    fit = ["fit", "vae", "--data", "sample", "--kl", "linear", "--warmup-steps", "4", "--epochs", "1"]
+    fit = ["fit", "vae", "--data", *data, "--kl", "linear", "--warmup-steps", "4", "--epochs", "1"]
     code = main(
         [
             *fit,
@@ -110,6 +110,21 @@ def test_two_process_cli_fit_with_a_kl_warm_up_from_zero(tmp_path):
     assert [torch.load(tmp_path / f"rc{r}.pt") for r in range(2)] == [0, 0]
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     assert checkpoint["step"] == 8 and checkpoint["kind"] == "vae"  # 64 images in global batches of 2 x 4
+
+
+def test_two_process_fit_on_a_folder_of_photos(tmp_path):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for i in range(2):
+        pixels = torch.randint(0, 256, (40, 48, 3), generator=rng, dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(photos / f"{i}.png")
+    data = ("folder", "--data-dir", str(photos), "--crops-per-epoch", "24")
+    mp.spawn(cli_fit_worker, args=(2, free_port(), str(tmp_path), data), nprocs=2, join=True)
+    assert [torch.load(tmp_path / f"rc{r}.pt") for r in range(2)] == [0, 0]
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 3  # 24 crops, batches 2 x 4
 
 
 def test_two_process_gradient_equals_one_process_on_the_union(tmp_path):

@@ -185,9 +185,15 @@ class ImageFolderCrops:
         shuffle: bool = True,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (LR, HR) batches of fresh random crops (``shuffle`` is implied); with ``shard=(rank, world_size)``
+        every process draws the same global batch from its ``generator`` and keeps every world_size-th crop from
+        ``rank`` on, as ``PairedImages.batches`` does."""
+        rank, world_size = shard
         for start in range(0, self.crops_per_epoch, batch_size):
-            hr = to_float(self.sample_crops(min(batch_size, self.crops_per_epoch - start), generator).to(device))
+            crops = self.sample_crops(min(batch_size, self.crops_per_epoch - start), generator)[rank::world_size]
+            hr = to_float(crops.to(device))
             yield self.degradation(hr), hr
 
 

@@ -175,8 +175,6 @@ def fit_vae(
     dist = from_environment()
     dev = resolve_device(device)
     if dist.active:
-        if not isinstance(train_data, PairedImages):
-            raise ValueError("data-parallel training needs an in-memory data set (--data cifar10 or sample)")
         dev = setup(dist, dev)
     state = open_run(run_dir, resume, kind, vae.config.to_dict())
     if state is not None:
