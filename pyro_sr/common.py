@@ -78,6 +78,18 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
         raise
 
 
+def check_writable_dir(path: str | Path, what: str = "--out") -> Path:
+    """Create the folder ``path`` if needed and prove a file can be written in it, before any work is done."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise PyroSRError(f"cannot write to {what} {path}: {err.strerror or err}") from None
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 from pyro_sr.common import DEVICE_CHOICES
@@ -14,6 +16,30 @@ from pyro_sr.weights.loading import MODEL_HELP
 DATA_HELP = (
     "cifar10 (needs --data-dir or --download), sample (the 64 bundled test images), or folder (--data-dir of images)"
 )
+
+
+def _number(kind: type, least: float, strict: bool) -> Callable[[str], int | float]:
+    """An argparse type: a finite ``kind`` that is > ``least`` (``strict``) or >= it, else a one-line error."""
+    bound = f"> {least:g}" if strict else f">= {least:g}"
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}") from None
+        if not math.isfinite(value) or value < least or (strict and value == least):
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+count = _number(int, 1, strict=False)  # how many of something, where none makes no sense
+natural = _number(int, 0, strict=False)
+positive = _number(float, 0, strict=True)
+nonnegative = _number(float, 0, strict=False)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -29,7 +55,7 @@ def common_parent() -> argparse.ArgumentParser:
     """``--device`` and ``--threads``, which every command takes."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto uses CUDA when available")
-    parent.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parent.add_argument("--threads", type=count, help="CPU threads for torch (default: torch's choice)")
     return parent
 
 
@@ -37,10 +63,10 @@ def sampling_parent() -> argparse.ArgumentParser:
     """How a probabilistic model's samples are drawn (``sample``, ``upscale``, ``evaluate``)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
-        "--num-samples", type=int, help=f"samples per image of a probabilistic model (default: {DEFAULT_NUM_SAMPLES})"
+        "--num-samples", type=count, help=f"samples per image of a probabilistic model (default: {DEFAULT_NUM_SAMPLES})"
     )
-    parent.add_argument("--temperature", type=float, default=1.0, help="scale of the prior (default: 1.0)")
-    parent.add_argument("--seed", type=int, default=0, help="random seed of the samples (default: 0)")
+    parent.add_argument("--temperature", type=positive, default=1.0, help="scale of the prior (default: 1.0)")
+    parent.add_argument("--seed", type=natural, default=0, help="random seed of the samples (default: 0)")
     parent.add_argument(
         "--lr-consistent",
         action="store_true",
@@ -63,7 +89,7 @@ def add_model_arg(parser: argparse.ArgumentParser, several: bool = False, defaul
 
 def add_tile_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--tile", type=int, default=DEFAULT_TILE, help="LR tile size that bounds memory (default: %(default)s)"
+        "--tile", type=count, default=DEFAULT_TILE, help="LR tile size that bounds memory (default: %(default)s)"
     )
 
 
@@ -79,7 +105,7 @@ def add_data_args(
 def add_cifar_dir_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="folder with cifar10_{train,test}.npz or cifar-10-batches-py")
     parser.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision into --data-dir")
-    parser.add_argument("--val-size", type=int, default=5000, help="images held out from train for validation")
+    parser.add_argument("--val-size", type=natural, default=5000, help="images held out from train for validation")
 
 
 def add_degradation_args(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +118,7 @@ def add_degradation_args(parser: argparse.ArgumentParser) -> None:
         choices=DEGRADATIONS,
         help="gaussian: the paper's blur (sigma) + subsampling at offset scale//2; bicubic: antialiased",
     )
-    parser.add_argument("--sigma", type=float, default=1.0, help="Gaussian blur sigma (default: %(default)s)")
+    parser.add_argument("--sigma", type=positive, default=1.0, help="Gaussian blur sigma (default: %(default)s)")
 
 
 def degradation(args: argparse.Namespace) -> Degradation:

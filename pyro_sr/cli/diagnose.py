@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_data_args, add_model_arg
+from pyro_sr.cli.args import add_data_args, add_model_arg, count, natural
 from pyro_sr.common import resolve_device, set_threads
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.diagnostics.report import DiagnoseConfig, diagnose
@@ -26,13 +26,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     add_data_args(dg, ("train", "val", "test"), "test", ("cifar10", "sample"))
     dg.add_argument(
         "--images",
-        type=int,
+        type=count,
         default=DEFAULTS.images,
         help="images for the variational fit and active units (default: %(default)s)",
     )
     dg.add_argument(
         "--iw-samples",
-        type=int,
+        type=count,
         nargs="+",
         default=list(DEFAULTS.ks),
         metavar="K",
@@ -40,17 +40,17 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     )
     dg.add_argument(
         "--ppc-images",
-        type=int,
+        type=count,
         default=DEFAULTS.ppc_images,
         help="images for predictive checks (default: %(default)s)",
     )
     dg.add_argument(
         "--ppc-samples",
-        type=int,
+        type=count,
         default=DEFAULTS.ppc_samples,
         help="predictive draws per image (default: %(default)s)",
     )
-    dg.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    dg.add_argument("--seed", type=natural, default=0, help="random seed (default: %(default)s)")
     dg.add_argument(
         "--out",
         type=Path,

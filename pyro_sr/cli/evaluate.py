@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_data_args, add_degradation_args, add_model_arg, degradation
+from pyro_sr.cli.args import add_data_args, add_degradation_args, add_model_arg, count, degradation
 from pyro_sr.common import seed_everything, set_threads, write_json
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.evaluation.evaluate import evaluate_models, format_table
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     add_model_arg(ev, several=True)
     add_data_args(ev, ("train", "val", "test"), "test", ("cifar10", "sample"))
     add_degradation_args(ev)
-    ev.add_argument("--limit", type=int, help="only the first N images")
+    ev.add_argument("--limit", type=count, help="only the first N images")
     ev.add_argument("--out", type=Path, help="also write the table as JSON here")
     ev.add_argument(
         "--self-ensemble",

@@ -7,7 +7,16 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from pyro_sr.cli.args import HelpFormatter, add_data_args, add_degradation_args, degradation
+from pyro_sr.cli.args import (
+    HelpFormatter,
+    add_data_args,
+    add_degradation_args,
+    count,
+    degradation,
+    natural,
+    nonnegative,
+    positive,
+)
 from pyro_sr.common import seed_everything, set_threads
 from pyro_sr.data.augment import AUGMENTATION_HELP, AUGMENTATIONS, augmentations_from_names
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
@@ -28,7 +37,7 @@ def _fit_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     add_data_args(parent, ("train",), "train", ("cifar10", "sample", "folder"))
     add_degradation_args(parent)
-    parent.add_argument("--crops-per-epoch", type=int, default=10000, help="--data folder: random crops per epoch")
+    parent.add_argument("--crops-per-epoch", type=count, default=10000, help="--data folder: random crops per epoch")
     parent.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl and checkpoint.pt")
     parent.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parent.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
@@ -45,18 +54,20 @@ def _svi_parent() -> argparse.ArgumentParser:
     )
     parent.add_argument("--kl", choices=SCHEDULES, help=f"KL schedule (default: {d.kl.kind})")
     parent.add_argument(
-        "--beta", type=float, help=f"KL weight (the paper: 0.5); the schedule's maximum (default: {d.kl.beta})"
+        "--beta",
+        type=nonnegative,
+        help=f"KL weight (the paper: 0.5); the schedule's maximum (default: {d.kl.beta})",
     )
-    parent.add_argument("--warmup-steps", type=int, help="linear: steps from 0 to beta; cyclical: ramp")
-    parent.add_argument("--cycle-steps", type=int, help="cyclical: steps per cycle")
-    parent.add_argument("--epochs", type=int, help=f"default: {d.epochs}")
-    parent.add_argument("--batch-size", type=int, help=f"default: {d.batch_size}")
+    parent.add_argument("--warmup-steps", type=natural, help="linear: steps from 0 to beta; cyclical: ramp")
+    parent.add_argument("--cycle-steps", type=count, help="cyclical: steps per cycle")
+    parent.add_argument("--epochs", type=count, help=f"default: {d.epochs}")
+    parent.add_argument("--batch-size", type=count, help=f"default: {d.batch_size}")
     parent.add_argument(
         "--lr",
-        type=float,
+        type=positive,
         help=f"ClippedAdam learning rate, decayed to {100 * d.final_lr_fraction:.0f}%% by the end (default: {d.lr})",
     )
-    parent.add_argument("--seed", type=int, help=f"default: {d.seed}")
+    parent.add_argument("--seed", type=natural, help=f"default: {d.seed}")
     return parent
 
 
@@ -72,10 +83,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     cnn.add_argument(
         "--recipe", choices=("paper", "default"), help="training preset (default: paper for seed, default for resnet)"
     )
-    cnn.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    cnn.add_argument("--batch-size", type=int, help="override the recipe's batch size")
-    cnn.add_argument("--lr", type=float, help="override the recipe's learning rate")
-    cnn.add_argument("--seed", type=int, help="override the recipe's seed")
+    cnn.add_argument("--epochs", type=count, help="override the recipe's epochs")
+    cnn.add_argument("--batch-size", type=count, help="override the recipe's batch size")
+    cnn.add_argument("--lr", type=positive, help="override the recipe's learning rate")
+    cnn.add_argument("--seed", type=natural, help="override the recipe's seed")
     cnn.add_argument(
         "--augment",
         nargs="+",
@@ -85,8 +96,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         "default: hflip for the default recipe, none for paper",
     )
     cnn.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed-precision autocast (default: fp32)")
-    cnn.add_argument("--channels", type=int, help=f"resnet width (default: {CNNConfig.channels})")
-    cnn.add_argument("--blocks", type=int, help=f"resnet residual blocks (default: {CNNConfig.blocks})")
+    cnn.add_argument("--channels", type=count, help=f"resnet width (default: {CNNConfig.channels})")
+    cnn.add_argument("--blocks", type=natural, help=f"resnet residual blocks (default: {CNNConfig.blocks})")
     cnn.add_argument(
         "--init",
         metavar="MODEL",
@@ -105,9 +116,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         choices=tuple(CVAE_PRESETS),
         help="paper: the paper's VAE (linear 192-d prior, decoder from z alone, sigma 0.01)",
     )
-    vae.add_argument("--latent-channels", type=int, help="override the preset's latent channels per LR pixel")
-    vae.add_argument("--channels", type=int, help="override the preset's network width")
-    vae.add_argument("--blocks", type=int, help="override the preset's residual blocks")
+    vae.add_argument("--latent-channels", type=count, help="override the preset's latent channels per LR pixel")
+    vae.add_argument("--channels", type=count, help="override the preset's network width")
+    vae.add_argument("--blocks", type=natural, help="override the preset's residual blocks")
     vae.set_defaults(func=run_fit_vae)
 
     hvae = fit_sub.add_parser(
@@ -116,22 +127,27 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         help="fit the hierarchical VAE (spatial latent groups, coarse to fine) with SVI",
         formatter_class=HelpFormatter,
     )
-    hvae.add_argument("--channels", type=int, default=HVAEConfig.channels, help="LR-grid width, halved per 2x step")
-    hvae.add_argument("--lr-blocks", type=int, default=HVAEConfig.lr_blocks, help="residual blocks of the LR encoder")
-    hvae.add_argument("--latent-channels", type=int, default=HVAEConfig.latent_channels, help="latent channels/group")
+    hvae.add_argument("--channels", type=count, default=HVAEConfig.channels, help="LR-grid width, halved per 2x step")
+    hvae.add_argument(
+        "--lr-blocks", type=natural, default=HVAEConfig.lr_blocks, help="residual blocks of the LR encoder"
+    )
+    hvae.add_argument("--latent-channels", type=count, default=HVAEConfig.latent_channels, help="latent channels/group")
     hvae.add_argument(
         "--groups-per-scale",
-        type=int,
+        type=natural,
         nargs="+",
         metavar="N",
         help="latent groups per resolution, LR grid first; unset: 2, then 1 per 2x step",
     )
     hvae.add_argument(
-        "--blocks-per-group", type=int, default=HVAEConfig.blocks_per_group, help="residual blocks after each group"
+        "--blocks-per-group",
+        type=natural,
+        default=HVAEConfig.blocks_per_group,
+        help="residual blocks after each group",
     )
     hvae.add_argument(
         "--group-kl-weights",
-        type=float,
+        type=nonnegative,
         nargs="+",
         metavar="W",
         help="multiply each latent group's KL factor (z1 first), e.g. 1 1 1 2; unset: all 1",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_cifar_dir_args, add_degradation_args, add_model_arg, degradation
+from pyro_sr.cli.args import (
+    add_cifar_dir_args,
+    add_degradation_args,
+    add_model_arg,
+    count,
+    degradation,
+    natural,
+)
 from pyro_sr.common import seed_everything, set_threads, write_json
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.evaluation.likelihood import IW_SAMPLES, format_likelihood_table, likelihood_rows
@@ -23,9 +30,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     add_model_arg(lk, several=True)
     add_cifar_dir_args(lk)
     add_degradation_args(lk)
-    lk.add_argument("--num-samples", type=int, default=IW_SAMPLES, help="importance samples K (default: %(default)s)")
-    lk.add_argument("--limit", type=int, help="only the first N test images")
-    lk.add_argument("--seed", type=int, default=0, help="random seed of the guide's draws (default: %(default)s)")
+    lk.add_argument("--num-samples", type=count, default=IW_SAMPLES, help="importance samples K (default: %(default)s)")
+    lk.add_argument("--limit", type=count, help="only the first N test images")
+    lk.add_argument("--seed", type=natural, default=0, help="random seed of the guide's draws (default: %(default)s)")
     lk.add_argument("--out", type=Path, help="also write the table as JSON here")
     lk.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_data_args, add_model_arg, add_tile_arg
+from pyro_sr.cli.args import add_data_args, add_model_arg, add_tile_arg, count
 from pyro_sr.common import seed_everything, set_threads
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.predict.files import sample_image_files, sample_to_files
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     add_model_arg(sm)
     sm.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="LR images (else --data images)")
     add_data_args(sm, ("train", "val", "test"), "test", ("cifar10", "sample"))
-    sm.add_argument("--limit", type=int, default=8, help="with --data: the first N images (default: %(default)s)")
+    sm.add_argument("--limit", type=count, default=8, help="with --data: the first N images (default: %(default)s)")
     add_tile_arg(sm)
     sm.add_argument("--out", type=Path, required=True, help="writes <name>.png (mean), _sample<k>, _std, _grid")
     sm.set_defaults(func=run)

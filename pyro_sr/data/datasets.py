@@ -7,6 +7,7 @@ layout), the small CIFAR-10 sample shipped in the package, and any folder of ima
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -29,10 +30,12 @@ def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float().div_(255.0)
 
 
-def hwc_to_tensor(images: np.ndarray) -> torch.Tensor:
+def hwc_to_tensor(images: np.ndarray, source: str | Path = "the data") -> torch.Tensor:
     """uint8 (N, H, W, 3) array -> uint8 (N, 3, H, W) tensor."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise DataError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {images.shape}")
+        raise DataError(
+            f"{source}: expected uint8 images of shape (N, H, W, 3), got {images.dtype} {tuple(images.shape)}"
+        )
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
 
 
@@ -47,17 +50,27 @@ def _read_cifar_batches(folder: Path, split: str) -> np.ndarray:
             with path.open("rb") as f:
                 entry = pickle.load(f, encoding="latin1")
             chunks.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as err:
+        except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError, IndexError) as err:
             raise DataError(f"not a CIFAR-10 batch file: {path} ({err})") from None
     return np.concatenate(chunks).transpose(0, 2, 3, 1)
 
 
 def _read_npz(path: Path) -> np.ndarray:
+    """The ``images`` array of an ``.npz`` archive; any damage (empty, truncated, not an archive, no such array,
+    objects instead of numbers) is one :class:`DataError`."""
     try:
-        with np.load(path) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} is not an .npz archive of arrays")
+        with archive:
+            if "images" not in archive.files:
+                raise DataError(f"{path} holds no 'images' array (it has {sorted(archive.files)})")
             return archive["images"]
-    except (OSError, KeyError, ValueError) as err:
-        raise DataError(f"cannot read images from {path}: {err}") from None
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+        raise DataError(f"cannot read images from {path}: {reason}") from None
 
 
 def load_cifar10(split: str, data_dir: str | Path | None = None, download: bool = False) -> torch.Tensor:
@@ -74,7 +87,7 @@ def load_cifar10(split: str, data_dir: str | Path | None = None, download: bool 
 
         return hwc_to_tensor(CIFAR10(str(root), train=split == "train", download=True).data)
     if (root / f"cifar10_{split}.npz").is_file():
-        return hwc_to_tensor(_read_npz(root / f"cifar10_{split}.npz"))
+        return hwc_to_tensor(_read_npz(root / f"cifar10_{split}.npz"), root / f"cifar10_{split}.npz")
     for folder in (root / "cifar-10-batches-py", root):
         if (folder / "batches.meta").is_file() or (folder / "test_batch").is_file():
             return hwc_to_tensor(_read_cifar_batches(folder, split))

@@ -67,9 +67,16 @@ def sample_columns(
 ) -> dict[str, torch.Tensor]:
     """A probabilistic model's columns from its samples (K, N, 3, H, W): the mean of K, the first ``shown``
     samples and the per-pixel std map; ``label`` prefixes each title."""
-    prefix = f"{label} " if label else ""
     mean_of, std = summarize_samples(samples)
-    columns = {f"{prefix}mean of {len(samples)}": mean_of} if mean else {}
-    columns.update({f"{prefix}sample {k}": samples[k] for k in range(min(shown, len(samples)))})
+    return summary_columns(mean_of if mean else None, std, samples[:shown], len(samples), label)
+
+
+def summary_columns(
+    mean: torch.Tensor | None, std: torch.Tensor, shown: torch.Tensor, count: int, label: str = ""
+) -> dict[str, torch.Tensor]:
+    """``sample_columns`` from the summaries of ``count`` samples (N, 3, H, W each; ``shown``: (S, N, 3, H, W))."""
+    prefix = f"{label} " if label else ""
+    columns = {f"{prefix}mean of {count}": mean} if mean is not None else {}
+    columns.update({f"{prefix}sample {k}": sample for k, sample in enumerate(shown)})
     columns[f"{prefix}std"] = torch.stack([std_map(s) for s in std])
     return columns

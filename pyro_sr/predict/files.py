@@ -1,28 +1,106 @@
-"""Writing super-resolutions of image files and data sets to PNG files: the CLI's ``upscale`` and ``sample``."""
+"""Writing super-resolutions of image files and data sets to PNG files: the CLI's ``upscale`` and ``sample``.
+
+Every input is checked before the first output is written, and the output folder before any work. Memory is
+bounded by the output image, not by the number of samples: a CNN's output is assembled as uint8 tile by tile,
+and a VAE's K samples are drawn and written one at a time while their float32 sum and sum of squares give the
+mean and std (``--lr-consistent`` is the exception: its projection is solved on the whole image at once)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
-from pyro_sr.common import ImageError
+from pyro_sr.common import ImageError, check_writable_dir
 from pyro_sr.data.datasets import to_float
-from pyro_sr.data.images import load_rgb, save_png
+from pyro_sr.data.images import check_image, load_rgb, save_png, to_uint8
 from pyro_sr.models.blocks import nearest_upscale
-from pyro_sr.predict.figures import sample_columns, save_comparison_grid, std_map
-from pyro_sr.predict.sampling import summarize_samples
-from pyro_sr.predict.tiling import DEFAULT_TILE
+from pyro_sr.predict.figures import save_comparison_grid, std_map, summary_columns
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, summarize_samples
+from pyro_sr.predict.tiling import DEFAULT_TILE, Region, super_resolve_uint8, tile_count
 from pyro_sr.predict.upscalers import predict_tiled, upscaler_for
 from pyro_sr.weights.loading import LoadedModel, load_model
 
+GRID_MAX_SIDE = 1024  # SR pixels; a larger output gets no comparison grid (it would be unreadably large)
+GRID_SAMPLES = 4
 
-def _check_unique_stems(images: list[Path]) -> None:
+
+def _check_inputs(images: Iterable[str | Path]) -> dict[Path, tuple[int, int]]:
+    """Each input image and its (height, width), all checked before any output is written."""
+    images = [Path(p) for p in images]
     stems = [p.stem for p in images]
     duplicated = sorted({s for s in stems if stems.count(s) > 1})
     if duplicated:
         raise ImageError(f"several inputs share the name {duplicated[0]!r}; their outputs would overwrite each other")
+    return {path: check_image(path) for path in images}
+
+
+def _progress(total: int, desc: str) -> tqdm:
+    """A bar on stderr when it is a terminal, counting tiles (the unit of work of every output)."""
+    return tqdm(total=total, desc=desc, unit="tile", disable=None, leave=False, mininterval=1)
+
+
+@dataclass
+class Samples:
+    """What ``write_sample_files`` keeps for a grid: mean, std and the first samples, (1, 3, H, W) each."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    shown: torch.Tensor  # (S, 1, 3, H, W)
+    count: int
+
+
+def write_sample_files(
+    loaded: LoadedModel,
+    lr: torch.Tensor,
+    out_dir: Path,
+    stem: str,
+    num_samples: int,
+    temperature: float = 1.0,
+    tile: int = DEFAULT_TILE,
+    lr_consistent: bool = False,
+    bar: tqdm | None = None,
+) -> tuple[list[Path], Samples | None]:
+    """``<stem>_sample<k>.png`` for k < K, then ``<stem>.png`` (their mean) and ``<stem>_std.png`` (the per-pixel
+    std, normalised to the image's largest) for one LR image (1, 3, h, w); also, for an output of at most
+    ``GRID_MAX_SIDE`` pixels a side, what a comparison grid shows."""
+    paths = [out_dir / f"{stem}_sample{k}.png" for k in range(num_samples)]
+    if lr_consistent:
+        samples = predict_tiled(loaded, upscaler_for(loaded, num_samples, temperature), lr, tile, True)
+        for sample, path in zip(samples, paths, strict=True):
+            save_png(sample[0], path)
+        mean, std = summarize_samples(samples)
+        shown = samples[:GRID_SAMPLES]
+    else:
+        one_sample = upscaler_for(loaded, 1, temperature)
+        height, width = (loaded.scale * s for s in lr.shape[-2:])
+        total, squares = torch.zeros(3, height, width), torch.zeros(3, height, width)
+
+        def accumulate(region: Region, sr: torch.Tensor) -> None:
+            sr = sr.float().cpu()
+            total[:, region[0], region[1]] += sr
+            squares[:, region[0], region[1]].addcmul_(sr, sr)
+            if bar is not None:
+                bar.update()
+
+        kept = []
+        for k, path in enumerate(paths):
+            sample = super_resolve_uint8(one_sample, lr, loaded.scale, tile, on_tile=accumulate)
+            save_png(sample, path)
+            if k < GRID_SAMPLES and max(height, width) <= GRID_MAX_SIDE:
+                kept.append(to_float(torch.from_numpy(sample).permute(2, 0, 1)[None]))
+        mean = total.div_(num_samples)
+        std = squares.div_(num_samples).addcmul_(mean, mean, value=-1).clamp_(min=0).sqrt_()
+        mean, std, shown = mean[None], std[None], torch.stack(kept) if kept else None
+    save_png(mean[0], out_dir / f"{stem}.png")
+    save_png(std_map(std[0]), out_dir / f"{stem}_std.png")
+    written = [out_dir / f"{stem}.png", *paths, out_dir / f"{stem}_std.png"]
+    if max(mean.shape[-2:]) > GRID_MAX_SIDE:
+        return written, None
+    return written, Samples(mean.cpu(), std.cpu(), shown.cpu(), num_samples)
 
 
 def upscale_files(
@@ -37,39 +115,33 @@ def upscale_files(
     lr_consistent: bool = False,
     ensemble: bool = False,
 ) -> list[Path]:
-    """Write ``out_dir/<stem>.png`` for each input image: the super-resolution of a deterministic model, or the
-    mean of ``num_samples`` samples together with ``<stem>_sample<k>.png`` and the per-pixel std ``<stem>_std.png``
-    (normalised to the image's largest std). With ``lr_consistent`` every output is projected onto the images
-    whose degradation is the input (``predict_tiled``); ``ensemble`` self-ensembles a CNN. Returns the written
-    paths."""
-    images = [Path(p) for p in images]
-    _check_unique_stems(images)
+    """Write ``out_dir/<stem>.png`` for each input image: the super-resolution of a deterministic model, or, for a
+    probabilistic one, the mean of ``num_samples`` samples with the samples and std map (``write_sample_files``).
+    With ``lr_consistent`` every output is projected onto the images whose degradation is the input
+    (``predict_tiled``); ``ensemble`` self-ensembles a CNN. Returns the written paths."""
+    images = _check_inputs(images)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
-    dev = loaded.device
     if scale is not None and scale != loaded.scale:
         raise ValueError(f"model {loaded.name!r} upscales x{loaded.scale}, not x{scale}")
     upscaler = upscaler_for(loaded, num_samples, temperature, ensemble)
-    out_dir = Path(out_dir)
+    out_dir = check_writable_dir(out_dir)
+    count = (DEFAULT_NUM_SAMPLES if num_samples is None else num_samples) if loaded.probabilistic else 1
     written = []
-    for path in images:
-        lr = to_float(load_rgb(path)).unsqueeze(0).to(dev)
-        sr = predict_tiled(loaded, upscaler, lr, tile, lr_consistent)
-        if not loaded.probabilistic:
-            save_png(sr[0], out_dir / f"{path.stem}.png")
+    with _progress(sum(tile_count(h, w, tile) for h, w in images.values()) * count, "upscale") as bar:
+        for path in images:
+            lr = to_float(load_rgb(path)).unsqueeze(0).to(loaded.device)
+            if loaded.probabilistic:
+                options = {"temperature": temperature, "tile": tile, "lr_consistent": lr_consistent, "bar": bar}
+                written += write_sample_files(loaded, lr, out_dir, path.stem, count, **options)[0]
+                continue
+            if lr_consistent:
+                sr = to_uint8(predict_tiled(loaded, upscaler, lr, tile, lr_consistent=True)[0])
+                bar.update(tile_count(*lr.shape[-2:], tile))
+            else:
+                sr = super_resolve_uint8(upscaler, lr, loaded.scale, tile, on_tile=lambda *_: bar.update())
+            save_png(sr, out_dir / f"{path.stem}.png")
             written.append(out_dir / f"{path.stem}.png")
-            continue
-        written += write_samples(sr[:, 0], out_dir, path.stem)
     return written
-
-
-def write_samples(samples: torch.Tensor, out_dir: Path, stem: str) -> list[Path]:
-    """``<stem>.png`` (the mean), ``<stem>_sample<k>.png`` and ``<stem>_std.png`` for samples (K, 3, H, W)."""
-    mean, std = summarize_samples(samples)
-    paths = [out_dir / f"{stem}.png", *(out_dir / f"{stem}_sample{k}.png" for k in range(len(samples)))]
-    for image, target in zip([mean, *samples], paths, strict=True):
-        save_png(image, target)
-    save_png(std_map(std), out_dir / f"{stem}_std.png")
-    return [*paths, out_dir / f"{stem}_std.png"]
 
 
 def sample_to_files(
@@ -83,22 +155,28 @@ def sample_to_files(
     tile: int = DEFAULT_TILE,
     lr_consistent: bool = False,
 ) -> list[Path]:
-    """For each LR image (N, 3, h, w) of a batch: its samples, mean and std map (see ``write_samples``) and a
-    one-row grid ``<name>_grid.png``: LR | mean | up to 4 samples | std | HR (when ``hr`` is given). With
-    ``lr_consistent`` the samples are projected onto the LR input first."""
+    """For each LR image (N, 3, h, w) of a batch: its samples, mean and std map (``write_sample_files``) and, for
+    outputs up to ``GRID_MAX_SIDE`` pixels a side, a one-row grid ``<name>_grid.png``: LR | mean | up to 4 samples
+    | std | HR (when ``hr`` is given). With ``lr_consistent`` the samples are projected onto the LR input first."""
     if not loaded.probabilistic:
         raise ValueError(f"model {loaded.name!r} is deterministic; sampling needs a probabilistic model")
-    out_dir = Path(out_dir)
-    upscaler = upscaler_for(loaded, num_samples, temperature)
+    out_dir = check_writable_dir(out_dir)
     written = []
-    for i, name in enumerate(names):
-        samples = predict_tiled(loaded, upscaler, lr[i : i + 1], tile, lr_consistent)[:, 0]
-        written += write_samples(samples, out_dir, name)
-        columns = {"LR": nearest_upscale(lr[i : i + 1], loaded.scale), **sample_columns(samples[:, None])}
-        if hr is not None:
-            columns["HR"] = hr[i : i + 1]
-        save_comparison_grid(columns, out_dir / f"{name}_grid.png")
-        written.append(out_dir / f"{name}_grid.png")
+    options = {"temperature": temperature, "tile": tile, "lr_consistent": lr_consistent}
+    with _progress(sum(tile_count(*lr.shape[-2:], tile) for _ in names) * num_samples, "sample") as bar:
+        for i, name in enumerate(names):
+            paths, kept = write_sample_files(loaded, lr[i : i + 1], out_dir, name, num_samples, bar=bar, **options)
+            written += paths
+            if kept is None:
+                continue
+            columns = {
+                "LR": nearest_upscale(lr[i : i + 1], loaded.scale).cpu(),
+                **summary_columns(kept.mean, kept.std, kept.shown, kept.count),
+            }
+            if hr is not None:
+                columns["HR"] = hr[i : i + 1].cpu()
+            save_comparison_grid(columns, out_dir / f"{name}_grid.png")
+            written.append(out_dir / f"{name}_grid.png")
     return written
 
 
@@ -112,12 +190,11 @@ def sample_image_files(
     lr_consistent: bool = False,
 ) -> list[Path]:
     """``sample_to_files`` for LR image files, each named by its stem."""
-    images = [Path(p) for p in images]
-    _check_unique_stems(images)
-    dev = loaded.device
+    images = _check_inputs(images)
+    check_writable_dir(out_dir)
     written = []
     for path in images:
-        lr = to_float(load_rgb(path)).unsqueeze(0).to(dev)
+        lr = to_float(load_rgb(path)).unsqueeze(0).to(loaded.device)
         written += sample_to_files(
             loaded, lr, [path.stem], out_dir, num_samples, temperature, None, tile, lr_consistent
         )

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pyro_sr.common import TrainingError, resolve_device
+from pyro_sr.common import resolve_device
 from pyro_sr.data.augment import AugmentedPairs, check_augmentations
 from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig, ResidualSR, build_cnn, load_deepened
-from pyro_sr.training.run import close_epoch, open_run
+from pyro_sr.training.run import check_epoch, check_finite_loss, close_epoch, open_run
 
 
 @dataclass(frozen=True)
@@ -191,8 +191,7 @@ def fit_cnn(
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=train_config.precision == "bf16"):
                 sr = model(lr_batch.contiguous(memory_format=torch.channels_last))
             loss = nn.functional.mse_loss(sr.float(), hr_batch)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {loss.item()} in epoch {epoch}; the last good checkpoint is kept")
+            check_finite_loss(loss.item(), epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if train_config.grad_clip:
@@ -213,6 +212,7 @@ def fit_cnn(
         }
         scores = [r["val_mse"] for r in history if r["val_mse"] is not None]
         best = record["val_mse"] is not None and (not scores or record["val_mse"] < min(scores))
+        check_epoch(model, record, epoch)
         history.append(record)
         close_epoch(
             run_dir,

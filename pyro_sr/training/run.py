@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pyro_sr.common import CheckpointError
+import torch
+
+from pyro_sr.common import CheckpointError, TrainingError
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.registry import model_kind
 from pyro_sr.weights.checkpoint import load_checkpoint, save_checkpoint
@@ -32,6 +38,44 @@ def open_run(run_dir: Path, resume: bool, kind: str, model_config: dict) -> dict
     return state
 
 
+def _diverged(epoch: int, what: str) -> TrainingError:
+    kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no checkpoint was written"
+    return TrainingError(f"training diverged in epoch {epoch}: {what}; {kept}")
+
+
+def check_finite_loss(loss: float, epoch: int) -> None:
+    """Stop on a non-finite loss, before the step that would spread it into the weights."""
+    if not math.isfinite(loss):
+        raise _diverged(epoch, f"the loss became {loss}")
+
+
+@contextmanager
+def divergence_as_error(epoch: int) -> Iterator[None]:
+    """Turn Pyro's distribution-argument check failing on NaN or infinite parameters (a multi-line dump of
+    tensors) into one line; any other error passes unchanged."""
+    try:
+        yield
+    except ValueError as err:
+        if "invalid values" not in str(err):
+            raise
+        found = re.search(r"Expected parameter (\w+) .*? of distribution (\w+)", str(err))
+        where = f" (the {found.group(1)} of a {found.group(2)})" if found else ""
+        raise _diverged(epoch, f"a distribution's parameter became NaN or infinite{where}") from None
+
+
+def check_epoch(module: torch.nn.Module, record: dict[str, Any], epoch: int) -> None:
+    """Refuse to keep an epoch whose weights or scores are not all finite, so a kept checkpoint never holds NaN
+    and the logs stay strict JSON."""
+    bad = [
+        name for name, value in module.state_dict().items() if value.is_floating_point() and not value.isfinite().all()
+    ]
+    if bad:
+        raise _diverged(epoch, f"{len(bad)} weight tensors are no longer finite (first: {bad[0]})")
+    scores = [key for key, value in record.items() if isinstance(value, float) and not math.isfinite(value)]
+    if scores:
+        raise _diverged(epoch, f"{scores[0]} is {record[scores[0]]}")
+
+
 def close_epoch(
     run_dir: Path, checkpoint: dict[str, Any], record: dict, logs: dict[str, list[dict]], best: bool = False
 ) -> None:
@@ -43,4 +87,4 @@ def close_epoch(
         save_checkpoint(checkpoint, run_dir / "best.pt")
     for name, records in {"log.jsonl": [record], **logs}.items():
         with (run_dir / name).open("a") as log:
-            log.writelines(json.dumps(r) + "\n" for r in records)
+            log.writelines(json.dumps(r, allow_nan=False) + "\n" for r in records)

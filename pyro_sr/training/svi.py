@@ -29,7 +29,7 @@ from pyro.infer import SVI, Predictive, Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim import ClippedAdam
 from tqdm import tqdm
 
-from pyro_sr.common import TrainingError, resolve_device
+from pyro_sr.common import resolve_device
 from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
 from pyro_sr.metrics import mse_to_psnr
 from pyro_sr.models.contract import VariationalSR
@@ -37,7 +37,7 @@ from pyro_sr.models.registry import kind_of
 from pyro_sr.models.traces import paired_traces, sample_sites
 from pyro_sr.training.annealing import KLSchedule
 from pyro_sr.training.distributed import DataParallelSVI, all_reduce_sum, from_environment, setup
-from pyro_sr.training.run import close_epoch, open_run
+from pyro_sr.training.run import check_epoch, check_finite_loss, close_epoch, divergence_as_error, open_run
 
 ELBOS = ("trace", "meanfield")
 TRAIN_PROBE = 2000  # training images re-scored each epoch
@@ -232,9 +232,9 @@ def fit_vae(
         )
         for lr_batch, hr_batch in bar:
             beta = config.kl.factor(step)
-            loss = svi.step(lr_batch, hr_batch, config.kl_weight(step))
-            if not math.isfinite(loss):
-                raise TrainingError(f"loss became {loss} in epoch {epoch}; the last good checkpoint is kept")
+            with divergence_as_error(epoch):
+                loss = svi.step(lr_batch, hr_batch, config.kl_weight(step))
+            check_finite_loss(loss, epoch)
             loss_sum += loss
             seen += len(hr_batch)
             step_log.append({"step": step, "beta": beta, "loss": loss / len(hr_batch)})
@@ -244,23 +244,29 @@ def fit_vae(
             loss_sum, seen = all_reduce_sum([loss_sum, seen], dev)
         seconds = time.perf_counter() - started
         vae.eval()
+        check_epoch(vae, {}, epoch)  # on every rank: their weights are the same
         if not dist.is_main:
             history.append({"epoch": epoch, "step": step})
             torch_dist.barrier()  # rank 0 validates and writes the checkpoint
             continue
+        with divergence_as_error(epoch):
+            validation = {
+                **(validate(vae, probe, dev, prefix="train") if probe is not None else {}),
+                **(validate(vae, val_data, dev) if val_data is not None and len(val_data) else {}),
+            }
         record = {
             "epoch": epoch,
             "step": step,
             "beta": beta,
             "train_loss": loss_sum / seen,  # -(beta-weighted ELBO) per image: the objective SVI minimised
-            **(validate(vae, probe, dev, prefix="train") if probe is not None else {}),
-            **(validate(vae, val_data, dev) if val_data is not None and len(val_data) else {}),
+            **validation,
             "lr": decayed_lr(config, steps_per_epoch, step)[1],  # in force after the epoch's last step
             "seconds": seconds,
             "images_per_s": seen / seconds,
         }
         scores = [r["val_elbo"] for r in history if "val_elbo" in r]
         best = "val_elbo" in record and (not scores or record["val_elbo"] > max(scores))
+        check_epoch(vae, record, epoch)
         history.append(record)
         close_epoch(
             run_dir,
