@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+T = TypeVar("T")
 
 
 class PyroSRError(Exception):
@@ -63,6 +64,13 @@ def seed_everything(seed: int) -> None:
     pyro.set_rng_seed(seed)
 
 
+def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "batch") -> Iterable[T]:
+    """``iterable`` with a tqdm bar on stderr when stderr is a terminal (never in logs, pipes or tests)."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None, leave=False, mininterval=1)
+
+
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
     """Call ``write(tmp_path)`` and move the result into place, so a crash never leaves a half-written file."""
     path = Path(path)
@@ -79,11 +87,17 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
 
 
 def check_writable_dir(path: str | Path, what: str = "--out") -> Path:
-    """Create the folder ``path`` if needed and prove a file can be written in it, before any work is done."""
+    """Prove that files can be written in the folder ``path`` before any work is done, without creating it: a
+    run that fails later leaves no empty folder behind. The nearest existing ancestor is tested when it does
+    not exist yet."""
     path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PyroSRError(f"cannot write to {what} {path}: {existing} is a file, not a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
         raise PyroSRError(f"cannot write to {what} {path}: {err.strerror or err}") from None

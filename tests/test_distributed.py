@@ -144,7 +144,7 @@ def test_two_process_fit_keeps_ranks_identical_and_resumes_in_one_process(tmp_pa
     params = [torch.load(tmp_path / f"params{r}.pt") for r in range(2)]
     assert all(torch.equal(params[0][k], params[1][k]) for k in params[0])
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "checkpoint.pt", "log.jsonl", "steps.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.pt", "checkpoint.pt", "log.jsonl", "steps.jsonl"]
     checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
     assert checkpoint["step"] == 5  # 40 images in global batches of 2 x 4
     assert all(torch.equal(checkpoint["model"][k], params[0][k]) for k in params[0])

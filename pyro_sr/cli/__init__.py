@@ -24,11 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    args.command_line = "pyro-sr " + " ".join(argv)
     try:
+        args = build_parser().parse_args(argv)
+        args.command_line = "pyro-sr " + " ".join(argv)
         return args.func(args)
     except (PyroSRError, ValueError, OSError) as err:
         print(f"pyro-sr: error: {err}", file=sys.stderr)

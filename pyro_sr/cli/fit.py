@@ -17,7 +17,7 @@ from pyro_sr.cli.args import (
     nonnegative,
     positive,
 )
-from pyro_sr.common import seed_everything, set_threads
+from pyro_sr.common import check_writable_dir, seed_everything, set_threads
 from pyro_sr.data.augment import AUGMENTATION_HELP, AUGMENTATIONS, augmentations_from_names
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
@@ -26,7 +26,7 @@ from pyro_sr.training.annealing import SCHEDULES
 from pyro_sr.training.cnn import cnn_config_for, fit_cnn, train_config_for
 from pyro_sr.training.data import training_data
 from pyro_sr.training.distributed import from_environment
-from pyro_sr.training.run import run_meta
+from pyro_sr.training.run import run_meta, stored_epochs
 from pyro_sr.training.svi import ELBOS, SVIConfig, fit_vae
 from pyro_sr.weights.loading import load_trained_cnn
 
@@ -39,7 +39,11 @@ def _fit_parent() -> argparse.ArgumentParser:
     add_degradation_args(parent)
     parent.add_argument("--crops-per-epoch", type=count, default=10000, help="--data folder: random crops per epoch")
     parent.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl and checkpoint.pt")
-    parent.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parent.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint, to its own epochs unless --epochs is given",
+    )
     parent.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     return parent
 
@@ -166,8 +170,17 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+def _prepare_run(args: argparse.Namespace) -> None:
+    """Before any work: the run folder must be writable, and ``--resume`` without ``--epochs`` continues to the
+    epochs the run was started for (not to the default)."""
+    check_writable_dir(args.out)
+    if args.resume and args.epochs is None:
+        args.epochs = stored_epochs(args.out)
+
+
 def run_fit_cnn(args: argparse.Namespace) -> int:
     set_threads(args.threads)
+    _prepare_run(args)
     deg = degradation(args)
     init = load_trained_cnn(args.init, "--init", deg) if args.init else None
     model_config = cnn_config_for(args.scale, args.arch, args.channels, args.blocks, init and init.model.config)
@@ -209,6 +222,7 @@ def _svi_config(args: argparse.Namespace) -> SVIConfig:
 def _fit_svi(args: argparse.Namespace, build_vae) -> int:
     """Shared by ``fit vae`` and ``fit hvae``: the one SVI loop, with the model built by ``build_vae``."""
     set_threads(args.threads)
+    _prepare_run(args)
     deg = degradation(args)
     config = _svi_config(args)
     train, val = training_data(args.data, deg, args.data_dir, args.download, args.val_size, args.crops_per_epoch)

@@ -6,6 +6,7 @@ layout), the small CIFAR-10 sample shipped in the package, and any folder of ima
 
 from __future__ import annotations
 
+import math
 import pickle
 import zipfile
 from collections.abc import Iterator
@@ -141,6 +142,9 @@ class PairedImages:
     def first(self, count: int | None) -> PairedImages:
         """The first ``count`` pairs (all of them for None), as ``--limit`` takes them."""
         return self if count is None else self.subset(torch.arange(min(count, len(self))))
+
+    def num_batches(self, batch_size: int) -> int:
+        return math.ceil(len(self) / batch_size)
 
     def batches(
         self,

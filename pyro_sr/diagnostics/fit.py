@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pyro_sr.common import progress
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.evaluation.likelihood import dequantized_batches, iwae_bound, log_importance_weights
 from pyro_sr.models.contract import VariationalSR
@@ -105,7 +106,7 @@ def active_units(vae: VariationalSR, pairs: PairedImages, device: torch.device |
     sums: dict[str, torch.Tensor] = {}
     squares: dict[str, torch.Tensor] = {}
     kls: dict[str, float] = {}
-    for lr, hr in pairs.batches(batch_size, device=device):
+    for lr, hr in progress(pairs.batches(batch_size, device=device), pairs.num_batches(batch_size), "active units"):
         guide_trace, model_trace = paired_traces(vae, lr, hr)
         for name, site in sample_sites(guide_trace):
             mean = site["fn"].mean.double().flatten(1)

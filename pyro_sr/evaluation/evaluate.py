@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_sr.common import resolve_device
+from pyro_sr.common import progress, resolve_device
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.metrics import METRICS, SRMetrics
@@ -26,10 +26,11 @@ def score(
     degradation: Degradation,
     device: torch.device | str = "cpu",
     batch_size: int = 250,
+    desc: str = "",
 ) -> dict[str, float]:
-    """Metrics of ``upscaler`` (LR batch -> SR batch) over all of ``pairs``."""
+    """Metrics of ``upscaler`` (LR batch -> SR batch) over all of ``pairs``; ``desc`` labels the progress bar."""
     metrics = SRMetrics(degradation)
-    for lr, hr in pairs.batches(batch_size, device=device):
+    for lr, hr in progress(pairs.batches(batch_size, device=device), pairs.num_batches(batch_size), desc):
         metrics.update(upscaler(lr), hr, lr)
     return metrics.result()
 
@@ -44,12 +45,13 @@ def score_samples(
     device: torch.device | str = "cpu",
     batch_size: int = 100,
     project: bool = False,
+    desc: str = "",
 ):
     """Two rows of metrics for a VAE: the mean of ``num_samples`` samples, and single samples (each sample
     scored on its own), both with the diversity (mean per-pixel std across samples). With ``project`` each
     sample is first projected onto its LR input."""
     of_mean, of_samples, diversity = SRMetrics(degradation), SRMetrics(degradation), 0.0
-    for lr, hr in pairs.batches(batch_size, device=device):
+    for lr, hr in progress(pairs.batches(batch_size, device=device), pairs.num_batches(batch_size), desc):
         samples = sample_super_resolutions(vae, lr, num_samples, temperature)
         if project:
             samples = project_to_lr(samples, lr, degradation).clamp(0, 1)
@@ -88,11 +90,11 @@ def evaluate_models(
     rows = [
         {
             "model": "nearest" + suffix,
-            **score(consistent(lambda x: nearest_upscale(x, scale)), pairs, degradation, dev),
+            **score(consistent(lambda x: nearest_upscale(x, scale)), pairs, degradation, dev, desc="nearest"),
         },
         {
             "model": "bicubic" + suffix,
-            **score(consistent(lambda x: bicubic_upscale(x, scale)), pairs, degradation, dev),
+            **score(consistent(lambda x: bicubic_upscale(x, scale)), pairs, degradation, dev, desc="bicubic"),
         },
     ]
     for model in loaded:
@@ -101,10 +103,12 @@ def evaluate_models(
         if not model.probabilistic:
             upscaler = self_ensemble(model.model.predict, symmetries) if ensemble else model.model.predict
             name = f"{model.name} + self-ensemble ({len(symmetries)}){suffix}" if ensemble else name
-            rows.append({"model": name, "params": params, **score(consistent(upscaler), pairs, degradation, dev)})
+            rows.append(
+                {"model": name, "params": params, **score(consistent(upscaler), pairs, degradation, dev, desc=name)}
+            )
             continue
         of_mean, of_samples = score_samples(
-            model.model, pairs, degradation, num_samples, temperature, dev, project=project
+            model.model, pairs, degradation, num_samples, temperature, dev, project=project, desc=name
         )
         rows.append({"model": f"{name}: mean of {num_samples}", "params": params, **of_mean})
         rows.append({"model": f"{name}: one sample", "params": params, **of_samples})

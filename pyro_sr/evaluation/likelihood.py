@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from pyro_sr.common import resolve_device
+from pyro_sr.common import progress, resolve_device
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.blocks import bicubic_upscale
@@ -37,8 +37,9 @@ def dequantize(hr_uint8: torch.Tensor, generator: torch.Generator | None = None)
 def dequantized_batches(
     pairs: PairedImages, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
 ):
-    """(LR, dequantised HR) batches of ``pairs`` in order; the noise comes from ``generator``."""
-    for start in range(0, len(pairs), batch_size):
+    """(LR, dequantised HR) batches of ``pairs`` in order (with a progress bar on a terminal); the noise comes
+    from ``generator``."""
+    for start in progress(range(0, len(pairs), batch_size), pairs.num_batches(batch_size)):
         lr = pairs.lr[start : start + batch_size].to(device)
         yield lr, dequantize(pairs.hr[start : start + batch_size], generator).to(device)
 

@@ -22,7 +22,7 @@ from pyro_sr.data.augment import AugmentedPairs, check_augmentations
 from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig, ResidualSR, build_cnn, load_deepened
-from pyro_sr.training.run import check_epoch, check_finite_loss, close_epoch, open_run
+from pyro_sr.training.run import check_epoch, check_finite_loss, close_epoch, open_run, owns_run_folder
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,7 @@ def evaluate_mse(model: nn.Module, data: PairedImages, device: torch.device, bat
     return total / count
 
 
+@owns_run_folder
 def fit_cnn(
     model_config: CNNConfig,
     train_config: TrainConfig,

@@ -1,21 +1,33 @@
-"""The run-folder protocol shared by the CNN loop and the SVI loop: ``checkpoint.pt`` (atomic) and ``log.jsonl``."""
+"""The run-folder protocol shared by the CNN loop and the SVI loop: ``checkpoint.pt`` (atomic), ``log.jsonl``
+(strict JSON lines, rebuilt from the checkpoint on resume) and ``.lock``, which one training run holds at a time."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-from pyro_sr.common import CheckpointError, TrainingError
+from pyro_sr.common import CheckpointError, TrainingError, atomic_write
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.registry import model_kind
+from pyro_sr.training.distributed import from_environment
 from pyro_sr.weights.checkpoint import load_checkpoint, save_checkpoint
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs are not protected there
+    fcntl = None
+
+T = TypeVar("T")
 
 
 def run_meta(degradation: Degradation, data: str, command: str) -> dict[str, Any]:
@@ -23,9 +35,69 @@ def run_meta(degradation: Degradation, data: str, command: str) -> dict[str, Any
     return {"degradation": vars(degradation), "data": data, "command": command}
 
 
+LOCK_FILE = ".lock"
+
+
+def owns_run_folder(fit: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a training loop whose ``run_dir`` argument is its run folder: for the whole call the folder is
+    locked (a second writer is refused at once, see ``run_lock``); under torchrun only rank 0 writes, and locks."""
+    signature = inspect.signature(fit)
+
+    @functools.wraps(fit)
+    def locked(*args: Any, **kwargs: Any) -> T:
+        if not from_environment().is_main:
+            return fit(*args, **kwargs)
+        with run_lock(Path(signature.bind(*args, **kwargs).arguments["run_dir"])):
+            return fit(*args, **kwargs)
+
+    return locked
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` (created if needed): another process that asks for it, to train
+    into or resume the same run, gets a CheckpointError. Temp files that killed writes left behind are removed;
+    a folder made here that ends with nothing in it (the run failed before its first epoch) is removed again."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / LOCK_FILE).open("a+") as lock:
+        if fcntl is not None:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "another process"
+                raise CheckpointError(
+                    f"{run_dir} is in use by another training run ({holder}); wait for it or choose another --out"
+                ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        for stale in run_dir.glob(".*.tmp"):  # atomic_write's temp files: nobody else writes here now
+            stale.unlink(missing_ok=True)
+        try:
+            yield
+        finally:
+            lock.truncate(0)
+            if created and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+                (run_dir / LOCK_FILE).unlink()
+                run_dir.rmdir()
+
+
+def stored_epochs(run_dir: Path) -> int:
+    """The epochs a run was started for (what ``--resume`` without ``--epochs`` continues to)."""
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    config = state.get("train_config") or state.get("svi_config") or {}
+    if "epochs" not in config:
+        raise CheckpointError(f"{run_dir / 'checkpoint.pt'} holds no training configuration to resume")
+    return int(config["epochs"])
+
+
 def open_run(run_dir: Path, resume: bool, kind: str, model_config: dict) -> dict[str, Any] | None:
     """The checkpoint to resume (checked to hold the same model), or None for a new run; an existing run is
-    never overwritten without ``resume``."""
+    never overwritten without ``resume``. On resume the logs are rewritten to match the checkpoint, so lines a
+    kill cut off (or wrote after the checkpoint) are neither lost nor doubled."""
     path = run_dir / "checkpoint.pt"
     if not resume:
         if path.exists():
@@ -35,7 +107,32 @@ def open_run(run_dir: Path, resume: bool, kind: str, model_config: dict) -> dict
     same_kind = model_kind(str(state.get("kind"))) == model_kind(kind) if state.get("kind") else False
     if not same_kind or state.get("model_config") != model_config:
         raise CheckpointError(f"{path} was written for another model; cannot resume with this one")
+    if from_environment().is_main:
+        _rebuild_logs(run_dir, state)
     return state
+
+
+def _rebuild_logs(run_dir: Path, state: dict[str, Any]) -> None:
+    """``log.jsonl`` from the checkpoint's history; ``steps.jsonl`` cut to the steps the checkpoint has taken."""
+    write_lines(run_dir / "log.jsonl", state["history"])
+    steps = run_dir / "steps.jsonl"
+    if "step" in state and steps.exists():
+        kept = []
+        for line in steps.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # the last line of a killed append
+                continue
+            if record.get("step", math.inf) < state["step"]:
+                kept.append(record)
+        write_lines(steps, kept)
+
+
+def write_lines(path: Path, records: list[dict]) -> None:
+    """A JSON-lines file (strict JSON: no NaN or Infinity), written atomically."""
+    atomic_write(
+        path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
+    )
 
 
 def _diverged(epoch: int, what: str) -> TrainingError:

@@ -37,7 +37,14 @@ from pyro_sr.models.registry import kind_of
 from pyro_sr.models.traces import paired_traces, sample_sites
 from pyro_sr.training.annealing import KLSchedule
 from pyro_sr.training.distributed import DataParallelSVI, all_reduce_sum, from_environment, setup
-from pyro_sr.training.run import check_epoch, check_finite_loss, close_epoch, divergence_as_error, open_run
+from pyro_sr.training.run import (
+    check_epoch,
+    check_finite_loss,
+    close_epoch,
+    divergence_as_error,
+    open_run,
+    owns_run_folder,
+)
 
 ELBOS = ("trace", "meanfield")
 TRAIN_PROBE = 2000  # training images re-scored each epoch
@@ -155,6 +162,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@owns_run_folder
 def fit_vae(
     vae: VariationalSR,
     config: SVIConfig,
