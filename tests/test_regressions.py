@@ -115,12 +115,27 @@ def _write_npz(path, case):
         np.savez(path, images=good.transpose(0, 3, 1, 2))
     elif case == "float pixels":
         np.savez(path, images=good.astype(np.float32))
+    elif case == "corrupt compressed":
+        np.savez_compressed(path, images=np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8))
+        data = bytearray(path.read_bytes())
+        data[200:400] = bytes(200)  # inside the deflated array
+        path.write_bytes(bytes(data))
     elif case == "objects":
         np.savez(path, images=np.array([{"a": 1}], dtype=object))
 
 
 @pytest.mark.parametrize(
-    "case", ["empty", "truncated", "not an archive", "no images array", "channels first", "float pixels", "objects"]
+    "case",
+    [
+        "empty",
+        "truncated",
+        "not an archive",
+        "no images array",
+        "channels first",
+        "float pixels",
+        "corrupt compressed",
+        "objects",
+    ],
 )
 def test_a_broken_cifar_npz_is_one_line(case, tmp_path, capsys):
     _write_npz(tmp_path / "cifar10_test.npz", case)
@@ -128,7 +143,28 @@ def test_a_broken_cifar_npz_is_one_line(case, tmp_path, capsys):
     assert "cifar10_test.npz" in error_line(capsys)
 
 
+def test_an_empty_validation_split_is_one_line(capsys):
+    assert main(["sample", "--model", "vae", "--split", "val", "--val-size", "0", "--out", "unused"]) == 2
+    assert "--split val needs --val-size >= 1" in error_line(capsys)
+
+
 # --- images -----------------------------------------------------------------------------------------------------
+
+
+def test_a_checkpoint_pickled_under_numpy_1_still_loads(tmp_path):
+    import zipfile
+
+    from pyro_sr.weights.checkpoint import load_checkpoint
+
+    torch.save({"format": "pyro-sr", "rng": {"numpy": np.random.get_state()}}, tmp_path / "new.pt")
+    with zipfile.ZipFile(tmp_path / "new.pt") as new, zipfile.ZipFile(tmp_path / "old.pt", "w") as old:
+        for item in new.infolist():  # NumPy 1 names its array constructor numpy.core.multiarray._reconstruct
+            data = new.read(item.filename)
+            old.writestr(item, data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    with zipfile.ZipFile(tmp_path / "old.pt") as old:
+        assert b"numpy.core.multiarray" in old.read(next(n for n in old.namelist() if n.endswith("data.pkl")))
+    keys = load_checkpoint(tmp_path / "old.pt")["rng"]["numpy"][1]
+    assert np.array_equal(keys, np.random.get_state()[1])
 
 
 def test_a_16_bit_grey_png_is_scaled_not_clipped(tmp_path):
@@ -201,6 +237,9 @@ def test_vae_samples_are_written_one_at_a_time_and_summarised_exactly(tmp_path):
     mean = np.asarray(Image.open(out / "lr.png"), dtype=float)
     assert samples.shape == (3, 40, 48, 3) and samples.std(0).mean() > 0.5  # distinct samples
     assert np.abs(mean - samples.mean(0)).max() <= 1.0  # the mean of the float samples, rounded once
+    grey_std = samples.std(0).mean(-1)
+    std_map = np.asarray(Image.open(out / "lr_std.png"), dtype=float)[..., 0]
+    assert np.abs(std_map - 255 * grey_std / grey_std.max()).mean() < 2.0  # up to the samples' rounding
     assert sorted(p.name for p in out.iterdir()) == [
         "lr.png",
         "lr_sample0.png",

@@ -8,7 +8,7 @@ from pathlib import Path
 from pyro_sr.cli.args import add_data_args, add_model_arg, add_tile_arg, count
 from pyro_sr.common import seed_everything, set_threads
 from pyro_sr.data.datasets import load_pairs
-from pyro_sr.predict.files import sample_image_files, sample_to_files
+from pyro_sr.predict.files import GRID_MAX_SIDE, sample_image_files, sample_to_files
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES
 from pyro_sr.weights.loading import load_model
 
@@ -20,7 +20,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     add_data_args(sm, ("train", "val", "test"), "test", ("cifar10", "sample"))
     sm.add_argument("--limit", type=count, default=8, help="with --data: the first N images (default: %(default)s)")
     add_tile_arg(sm)
-    sm.add_argument("--out", type=Path, required=True, help="writes <name>.png (mean), _sample<k>, _std, _grid")
+    sm.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help=f"writes <name>.png (mean), _sample<k>, _std and, up to {GRID_MAX_SIDE} pixels a side, _grid",
+    )
     sm.set_defaults(func=run)
 
 

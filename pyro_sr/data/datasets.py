@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import pickle
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -69,7 +70,7 @@ def _read_npz(path: Path) -> np.ndarray:
             return archive["images"]
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, TypeError) as err:
         reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
         raise DataError(f"cannot read images from {path}: {reason}") from None
 
@@ -232,6 +233,8 @@ def load_pairs(
         return PairedImages.from_hr(load_cifar10("test", data_dir, download), degradation)
     if split not in ("train", "val"):
         raise DataError(f"unknown split {split!r}; choose train, val or test")
+    if split == "val" and val_size == 0:
+        raise DataError("the validation split is empty: --split val needs --val-size >= 1")
     hr = load_cifar10("train", data_dir, download)
     train_idx, val_idx = train_val_split(len(hr), val_size, split_seed)
     return PairedImages.from_hr(hr[train_idx if split == "train" else val_idx], degradation)

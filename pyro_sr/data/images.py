@@ -50,10 +50,13 @@ def check_image(path: str | Path) -> tuple[int, int]:
 def _to_8bit(im: Image.Image) -> Image.Image:
     """An image of more than 8 bits per sample (16-bit or 32-bit integer, or float) scaled into 8-bit grey."""
     values = np.asarray(im, dtype=np.float64)
-    if im.mode == "F":
-        full_scale = 1.0 if values.max(initial=0.0) <= 1.0 else 255.0
-    else:  # PNG and TIFF store 16-bit grey as I;16* or I, with white at 65535
+    top = values.max(initial=0.0)
+    if im.mode.startswith("I;16"):  # 16-bit grey (PNG, TIFF): white at 65535
         full_scale = 65535.0
+    elif im.mode == "F":
+        full_scale = 1.0 if top <= 1.0 else 255.0
+    else:  # 32-bit integers: the smallest usual range that holds the values
+        full_scale = next((s for s in (255.0, 65535.0) if top <= s), top)
     return Image.fromarray(np.clip(np.rint(values / full_scale * 255.0), 0, 255).astype(np.uint8), "L")
 
 

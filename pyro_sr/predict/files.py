@@ -74,26 +74,32 @@ def write_sample_files(
             save_png(sample[0], path)
         mean, std = summarize_samples(samples)
         shown = samples[:GRID_SAMPLES]
+        if bar is not None:
+            bar.update(tile_count(*lr.shape[-2:], tile) * num_samples)
     else:
         one_sample = upscaler_for(loaded, 1, temperature)
         height, width = (loaded.scale * s for s in lr.shape[-2:])
-        total, squares = torch.zeros(3, height, width), torch.zeros(3, height, width)
+        mean, squared_deviations = torch.zeros(3, height, width), torch.zeros(3, height, width)
+        drawn = 0  # samples of every pixel so far, before the current one
 
         def accumulate(region: Region, sr: torch.Tensor) -> None:
+            """Welford's update of the running mean and sum of squared deviations: accurate in float32."""
             sr = sr.float().cpu()
-            total[:, region[0], region[1]] += sr
-            squares[:, region[0], region[1]].addcmul_(sr, sr)
+            m, m2 = mean[:, region[0], region[1]], squared_deviations[:, region[0], region[1]]
+            delta = sr - m
+            m += delta / (drawn + 1)
+            m2 += delta * (sr - m)
             if bar is not None:
                 bar.update()
 
         kept = []
         for k, path in enumerate(paths):
             sample = super_resolve_uint8(one_sample, lr, loaded.scale, tile, on_tile=accumulate)
+            drawn += 1
             save_png(sample, path)
             if k < GRID_SAMPLES and max(height, width) <= GRID_MAX_SIDE:
                 kept.append(to_float(torch.from_numpy(sample).permute(2, 0, 1)[None]))
-        mean = total.div_(num_samples)
-        std = squares.div_(num_samples).addcmul_(mean, mean, value=-1).clamp_(min=0).sqrt_()
+        std = squared_deviations.div_(num_samples).sqrt_()
         mean, std, shown = mean[None], std[None], torch.stack(kept) if kept else None
     save_png(mean[0], out_dir / f"{stem}.png")
     save_png(std_map(std[0]), out_dir / f"{stem}_std.png")

@@ -36,6 +36,7 @@ def run_meta(degradation: Degradation, data: str, command: str) -> dict[str, Any
 
 
 LOCK_FILE = ".lock"
+RUN_FILES = ("checkpoint.pt", "best.pt", "log.jsonl", "steps.jsonl")  # what a training run writes
 
 
 def owns_run_folder(fit: Callable[..., T]) -> Callable[..., T]:
@@ -74,8 +75,9 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         lock.truncate()
         lock.write(f"pid {os.getpid()}\n")
         lock.flush()
-        for stale in run_dir.glob(".*.tmp"):  # atomic_write's temp files: nobody else writes here now
-            stale.unlink(missing_ok=True)
+        for name in RUN_FILES:  # atomic_write's temp files of a killed run: no other run writes them now
+            for stale in run_dir.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
         try:
             yield
         finally:
@@ -130,9 +132,7 @@ def _rebuild_logs(run_dir: Path, state: dict[str, Any]) -> None:
 
 def write_lines(path: Path, records: list[dict]) -> None:
     """A JSON-lines file (strict JSON: no NaN or Infinity), written atomically."""
-    atomic_write(
-        path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
-    )
+    atomic_write(path, lambda tmp: Path(tmp).write_text("".join(_json_line(r) for r in records)))
 
 
 def _diverged(epoch: int, what: str) -> TrainingError:
@@ -168,9 +168,20 @@ def check_epoch(module: torch.nn.Module, record: dict[str, Any], epoch: int) -> 
     ]
     if bad:
         raise _diverged(epoch, f"{len(bad)} weight tensors are no longer finite (first: {bad[0]})")
-    scores = [key for key, value in record.items() if isinstance(value, float) and not math.isfinite(value)]
+    scores = [key for key, value in record.items() if isinstance(value, float) and not _healthy(key, value)]
     if scores:
         raise _diverged(epoch, f"{scores[0]} is {record[scores[0]]}")
+
+
+def _healthy(key: str, value: float) -> bool:
+    """Finite, or a PSNR of +inf (an exact reconstruction)."""
+    return math.isfinite(value) or (key.endswith("_psnr") and value == math.inf)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One strict-JSON line: a non-finite number (which JSON cannot hold) is written as null."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+    return json.dumps(clean, allow_nan=False) + "\n"
 
 
 def close_epoch(
@@ -184,4 +195,4 @@ def close_epoch(
         save_checkpoint(checkpoint, run_dir / "best.pt")
     for name, records in {"log.jsonl": [record], **logs}.items():
         with (run_dir / name).open("a") as log:
-            log.writelines(json.dumps(r, allow_nan=False) + "\n" for r in records)
+            log.writelines(_json_line(r) for r in records)

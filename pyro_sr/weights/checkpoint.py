@@ -16,9 +16,10 @@ from pyro_sr.common import CheckpointError, atomic_write
 FORMAT_VERSION = 1
 
 # Checkpoints written before RNG states were stored in plain types hold NumPy's MT19937 state as an ndarray; these
-# are the constructors such an array needs, and none of them can run code.
+# are the constructors such an array needs (under the module names of NumPy 1 and 2), and none of them runs code.
+_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
 _LEGACY_NUMPY_GLOBALS = [
-    np._core.multiarray._reconstruct,
+    *((_multiarray._reconstruct, f"{module}.multiarray._reconstruct") for module in ("numpy.core", "numpy._core")),
     np.ndarray,
     np.dtype,
     type(np.dtype(np.uint32)),
