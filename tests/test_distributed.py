@@ -78,6 +78,40 @@ def fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
     torch_dist.destroy_process_group()
 
 
+def diverging_validation_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    import pyro_sr.training.svi as svi_module
+    from pyro_sr.common import TrainingError
+
+    join(rank, world_size, port)
+    svi_module.validate = lambda *args, **kwargs: {"val_elbo": float("nan")}  # only rank 0 validates
+    data = pairs()
+    pyro.set_rng_seed(0)
+    try:
+        fit_vae(
+            ConditionalVAE(TINY),
+            SVIConfig(epochs=1, batch_size=4),
+            data.subset(torch.arange(16)),
+            data.subset(torch.arange(16, 20)),
+            f"{out}/run",
+            device="cpu",
+            progress=False,
+        )
+        outcome = "finished"
+    except TrainingError as err:
+        outcome = str(err)
+    torch.save(outcome, f"{out}/outcome{rank}.pt")
+    torch_dist.destroy_process_group()
+
+
+def test_when_rank_0_stops_every_rank_stops(tmp_path):
+    # Rank 0 refuses an epoch whose validation ELBO is NaN; rank 1 must stop too, not wait at a barrier forever.
+    mp.spawn(diverging_validation_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    outcomes = [torch.load(tmp_path / f"outcome{r}.pt") for r in range(2)]
+    assert "training diverged in epoch 1: val_elbo is nan" in outcomes[0]
+    assert outcomes[1].startswith("rank 0 stopped the run in epoch 1")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def cli_fit_worker(rank: int, world_size: int, port: int, out: str, data: tuple[str, ...] = ("sample",)) -> None:
     from pyro_sr.cli import main
 

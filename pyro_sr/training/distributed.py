@@ -70,6 +70,14 @@ def setup(dist: Distributed, device: torch.device) -> torch.device:
     return device
 
 
+def rank0_verdict(ok: bool, device: torch.device) -> bool:
+    """Rank 0's word on whether its end of an epoch (validation, checkpoint) succeeded, sent to every rank in place
+    of a barrier: when rank 0 stops, the other ranks stop too instead of waiting for it."""
+    flag = torch.tensor([1 if ok else 0], device=device)
+    torch_dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     """Sum numbers over ranks."""
     tensor = torch.tensor(values, dtype=torch.float64, device=device)

@@ -24,19 +24,18 @@ from typing import Any
 import numpy as np
 import pyro
 import torch
-import torch.distributed as torch_dist
 from pyro.infer import SVI, Predictive, Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim import ClippedAdam
 from tqdm import tqdm
 
-from pyro_sr.common import resolve_device
+from pyro_sr.common import TrainingError, resolve_device
 from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
 from pyro_sr.metrics import mse_to_psnr
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.models.registry import kind_of
 from pyro_sr.models.traces import paired_traces, sample_sites
 from pyro_sr.training.annealing import KLSchedule
-from pyro_sr.training.distributed import DataParallelSVI, all_reduce_sum, from_environment, setup
+from pyro_sr.training.distributed import DataParallelSVI, all_reduce_sum, from_environment, rank0_verdict, setup
 from pyro_sr.training.run import (
     check_epoch,
     check_finite_loss,
@@ -255,47 +254,53 @@ def fit_vae(
         check_epoch(vae, {}, epoch)  # on every rank: their weights are the same
         if not dist.is_main:
             history.append({"epoch": epoch, "step": step})
-            torch_dist.barrier()  # rank 0 validates and writes the checkpoint
+            if not rank0_verdict(True, dev):  # rank 0 validates and writes the checkpoint
+                raise TrainingError(f"rank 0 stopped the run in epoch {epoch}; its error says why")
             continue
-        with divergence_as_error(epoch):
-            validation = {
-                **(validate(vae, probe, dev, prefix="train") if probe is not None else {}),
-                **(validate(vae, val_data, dev) if val_data is not None and len(val_data) else {}),
-            }
-        record = {
-            "epoch": epoch,
-            "step": step,
-            "beta": beta,
-            "train_loss": loss_sum / seen,  # -(beta-weighted ELBO) per image: the objective SVI minimised
-            **validation,
-            "lr": decayed_lr(config, steps_per_epoch, step)[1],  # in force after the epoch's last step
-            "seconds": seconds,
-            "images_per_s": seen / seconds,
-        }
-        scores = [r["val_elbo"] for r in history if "val_elbo" in r]
-        best = "val_elbo" in record and (not scores or record["val_elbo"] > max(scores))
-        check_epoch(vae, record, epoch)
-        history.append(record)
-        close_epoch(
-            run_dir,
-            {
-                "kind": kind,
-                "model_config": vae.config.to_dict(),
-                "svi_config": config.to_dict(),
-                "model": vae.state_dict(),
-                "optimizer": optimizer.get_state(),
-                "rng": {"shuffle": shuffle.get_state(), **_rng_state()},
+        try:  # rank 0: score the epoch, refuse it if anything is no longer finite, write it
+            with divergence_as_error(epoch):
+                validation = {
+                    **(validate(vae, probe, dev, prefix="train") if probe is not None else {}),
+                    **(validate(vae, val_data, dev) if val_data is not None and len(val_data) else {}),
+                }
+            record = {
                 "epoch": epoch,
                 "step": step,
-                "history": history,
-                "meta": meta or {},
-            },
-            record,
-            {"steps.jsonl": step_log},
-            best=best,
-        )
+                "beta": beta,
+                "train_loss": loss_sum / seen,  # -(beta-weighted ELBO) per image: the objective SVI minimised
+                **validation,
+                "lr": decayed_lr(config, steps_per_epoch, step)[1],  # in force after the epoch's last step
+                "seconds": seconds,
+                "images_per_s": seen / seconds,
+            }
+            scores = [r["val_elbo"] for r in history if "val_elbo" in r]
+            best = "val_elbo" in record and (not scores or record["val_elbo"] > max(scores))
+            check_epoch(vae, record, epoch)
+            history.append(record)
+            close_epoch(
+                run_dir,
+                {
+                    "kind": kind,
+                    "model_config": vae.config.to_dict(),
+                    "svi_config": config.to_dict(),
+                    "model": vae.state_dict(),
+                    "optimizer": optimizer.get_state(),
+                    "rng": {"shuffle": shuffle.get_state(), **_rng_state()},
+                    "epoch": epoch,
+                    "step": step,
+                    "history": history,
+                    "meta": meta or {},
+                },
+                record,
+                {"steps.jsonl": step_log},
+                best=best,
+            )
+        except Exception:
+            if dist.active:
+                rank0_verdict(False, dev)  # the other ranks stop too, instead of waiting
+            raise
         if progress:
             print(json.dumps(record), file=sys.stderr)
         if dist.active:
-            torch_dist.barrier()
+            rank0_verdict(True, dev)
     return history
