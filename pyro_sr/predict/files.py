@@ -30,12 +30,17 @@ GRID_SAMPLES = 4
 
 def _check_inputs(images: Iterable[str | Path]) -> dict[Path, tuple[int, int]]:
     """Each input image and its (height, width), all checked before any output is written."""
-    images = [Path(p) for p in images]
-    stems = [p.stem for p in images]
+    paths = [Path(p) for p in images]
+    stems = [p.stem for p in paths]
     duplicated = sorted({s for s in stems if stems.count(s) > 1})
     if duplicated:
         raise ImageError(f"several inputs share the name {duplicated[0]!r}; their outputs would overwrite each other")
-    return {path: check_image(path) for path in images}
+    return {path: check_image(path) for path in paths}
+
+
+def _tiles_of(lr: torch.Tensor, tile: int) -> int:
+    height, width = lr.shape[-2:]
+    return tile_count(height, width, tile)
 
 
 def _progress(total: int, desc: str) -> tqdm:
@@ -75,7 +80,7 @@ def write_sample_files(
         mean, std = summarize_samples(samples)
         shown = samples[:GRID_SAMPLES]
         if bar is not None:
-            bar.update(tile_count(*lr.shape[-2:], tile) * num_samples)
+            bar.update(_tiles_of(lr, tile) * num_samples)
     else:
         one_sample = upscaler_for(loaded, 1, temperature)
         height, width = (loaded.scale * s for s in lr.shape[-2:])
@@ -142,7 +147,7 @@ def upscale_files(
                 continue
             if lr_consistent:
                 sr = to_uint8(predict_tiled(loaded, upscaler, lr, tile, lr_consistent=True)[0])
-                bar.update(tile_count(*lr.shape[-2:], tile))
+                bar.update(_tiles_of(lr, tile))
             else:
                 sr = super_resolve_uint8(upscaler, lr, loaded.scale, tile, on_tile=lambda *_: bar.update())
             save_png(sr, out_dir / f"{path.stem}.png")
@@ -169,7 +174,7 @@ def sample_to_files(
     out_dir = check_writable_dir(out_dir)
     written = []
     options = {"temperature": temperature, "tile": tile, "lr_consistent": lr_consistent}
-    with _progress(sum(tile_count(*lr.shape[-2:], tile) for _ in names) * num_samples, "sample") as bar:
+    with _progress(sum(_tiles_of(lr, tile) for _ in names) * num_samples, "sample") as bar:
         for i, name in enumerate(names):
             paths, kept = write_sample_files(loaded, lr[i : i + 1], out_dir, name, num_samples, bar=bar, **options)
             written += paths
