@@ -1,11 +1,15 @@
-"""Pyro's overhead (not a test): SVI steps of the conditional VAE against a hand-written PyTorch ELBO step on the
-same networks, batch and optimizer, timed alternately in one run.
+"""Pyro's overhead (not a test): SVI steps of a VAE against a hand-written PyTorch ELBO step on the same
+networks, batch and optimizer, timed alternately in one run.
 
 The hand-written step computes the same Monte Carlo estimator as ``Trace_ELBO``: one reparameterised z from
 q(z | HR, LR), loss = -(log p(HR | z, LR) + β (log p(z | LR) - log q(z | HR, LR))) summed over the batch, and
 Adam with the same learning rate. ``--elbo meanfield`` compares ``TraceMeanField_ELBO`` with an analytic KL.
+``--model hvae`` is the bundled recipe: the hierarchical VAE refining the bundled CNN (frozen), analytic KL per
+group; its hand-written step walks the top-down path once, where Pyro's step walks it in the guide (posteriors)
+and again in the model (priors).
 
     python scripts/benchmark_svi.py --threads 2 [--device cuda] [--out bench_svi.json]
+    python scripts/benchmark_svi.py --model hvae --elbo meanfield --threads 2 --out docs/benchmark_svi_hvae_cpu.json
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from pyro.optim import Adam
 
 from pyro_sr.common import resolve_device
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
+from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+from pyro_sr.models.likelihoods import per_channel_normal
+from pyro_sr.weights.loading import load_model
 
 
 def handwritten_loss(vae: ConditionalVAE, lr: torch.Tensor, hr: torch.Tensor, beta: float, analytic: bool):
@@ -36,6 +43,39 @@ def handwritten_loss(vae: ConditionalVAE, lr: torch.Tensor, hr: torch.Tensor, be
     log_lik = torch.distributions.Normal(sr, hr_scale).log_prob(hr).sum((1, 2, 3))
     kl = torch.distributions.kl_divergence(posterior, prior) if analytic else posterior.log_prob(z) - prior.log_prob(z)
     return -(log_lik - beta * kl).sum()
+
+
+def handwritten_hvae_loss(vae: HierarchicalVAE, lr: torch.Tensor, hr: torch.Tensor, beta: float, analytic: bool):
+    """-ELBO of the hierarchical VAE written directly in PyTorch: one top-down pass gives each group's prior and
+    posterior."""
+    hr_features = vae.bottom_up(lr, hr)
+    state, kl = vae.lr_encoder(lr - 0.5), 0.0
+    for r, groups in enumerate(vae.groups):
+        if r > 0:
+            state = vae.upsample[r - 1](state)
+        for group in groups:
+            loc, scale = group.prior(state)
+            prior = torch.distributions.Independent(torch.distributions.Normal(loc, scale), 3)
+            posterior = torch.distributions.Independent(
+                torch.distributions.Normal(*group.posterior(state, hr_features[r], loc, scale)), 3
+            )
+            z = posterior.rsample()
+            kl = kl + (
+                torch.distributions.kl_divergence(posterior, prior)
+                if analytic
+                else posterior.log_prob(z) - prior.log_prob(z)
+            )
+            state = group.update(state, z)
+    log_lik = per_channel_normal(vae.base(lr) + vae.output(state), vae.log_hr_scale).log_prob(hr)
+    return -(log_lik - beta * kl).sum()
+
+
+def build(model: str, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Two identical fresh VAEs of ``model`` (one for Pyro's step, one for the hand-written one)."""
+    if model == "vae":
+        return ConditionalVAE(CVAE_PRESETS["default"]).to(device), ConditionalVAE(CVAE_PRESETS["default"]).to(device)
+    cnn = load_model("cnn", "cpu").model
+    return tuple(HierarchicalVAE.refining(cnn, HVAEConfig()).to(device) for _ in range(2))
 
 
 def time_steps(step, seconds: float, device: torch.device) -> float:
@@ -55,6 +95,7 @@ def time_steps(step, seconds: float, device: torch.device) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=("vae", "hvae"), default="vae")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -71,22 +112,27 @@ def main() -> int:
     hr = F.interpolate(lr, scale_factor=4, mode="bicubic").clamp(0, 1)
     beta, analytic = 0.5, args.elbo == "meanfield"
 
-    pyro_vae = ConditionalVAE(CVAE_PRESETS["default"]).to(device)
+    pyro_vae, torch_vae = build(args.model, device)
     svi = SVI(pyro_vae.model, pyro_vae.guide, Adam({"lr": 1e-4}), TraceMeanField_ELBO() if analytic else Trace_ELBO())
-    torch_vae = ConditionalVAE(CVAE_PRESETS["default"]).to(device)
-    optimizer = torch.optim.Adam(torch_vae.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam((p for p in torch_vae.parameters() if p.requires_grad), lr=1e-4)
+    loss = handwritten_loss if args.model == "vae" else handwritten_hvae_loss
 
     def torch_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        handwritten_loss(torch_vae, lr, hr, beta, analytic).backward()
+        loss(torch_vae, lr, hr, beta, analytic).backward()
         optimizer.step()
 
+    with torch.no_grad():  # the two steps optimise the same objective: their losses on one VAE agree
+        elbo = TraceMeanField_ELBO() if analytic else Trace_ELBO()
+        pyro_losses = torch.tensor([elbo.loss(pyro_vae.model, pyro_vae.guide, lr, hr, beta) for _ in range(8)])
+        torch_losses = torch.tensor([float(loss(pyro_vae, lr, hr, beta, analytic)) for _ in range(8)])
     pyro_rates, torch_rates = [], []
     for _ in range(args.rounds):
         pyro_rates.append(time_steps(lambda: svi.step(lr, hr, beta), args.seconds, device))
         torch_rates.append(time_steps(torch_step, args.seconds, device))
     pyro_rate, torch_rate = max(pyro_rates), max(torch_rates)
     results = {
+        "model": args.model,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
@@ -96,6 +142,8 @@ def main() -> int:
         "handwritten_steps_per_s": torch_rate,
         "handwritten_images_per_s": torch_rate * args.batch_size,
         "pyro_overhead_percent": 100.0 * (torch_rate / pyro_rate - 1.0),
+        "loss_per_batch_pyro": [float(pyro_losses.mean()), float(pyro_losses.std() / 8**0.5)],  # mean, its s.e.
+        "loss_per_batch_handwritten": [float(torch_losses.mean()), float(torch_losses.std() / 8**0.5)],
     }
     print(json.dumps(results, indent=2))
     if args.out:
