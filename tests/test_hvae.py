@@ -349,3 +349,40 @@ def test_the_base_cnn_runs_once_per_svi_step_and_never_gives_a_stale_output(pair
     state["base_cnn.tail.bias"] += 1.0  # new weights: recomputed
     vae.load_state_dict(state)
     torch.testing.assert_close(vae.base(lr), vae.base_cnn(lr).detach())
+
+
+@pytest.mark.parametrize("elbo", [Trace_ELBO, TraceMeanField_ELBO])
+@pytest.mark.parametrize("groups", [None, (1, 0, 2)])
+def test_the_model_reusing_the_guides_walk_gives_the_same_loss_and_gradients(pairs, elbo, groups, monkeypatch):
+    lr, hr = next(pairs[0].batches(8))
+    vae = seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "groups_per_scale": groups}))
+    results = []
+    for reuse in (True, False):
+        if not reuse:  # the model computes the whole top-down path itself
+            monkeypatch.setattr(HierarchicalVAE, "_reusable_walk", lambda self, lr: None)
+        pyro.set_rng_seed(1)
+        vae.zero_grad()
+        loss = elbo().differentiable_loss(vae.model, vae.guide, lr, hr, 0.5)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in vae.named_parameters() if p.grad is not None}))
+    (reused_loss, reused), (own_loss, own) = results
+    torch.testing.assert_close(reused_loss, own_loss)
+    assert reused.keys() == own.keys()
+    for name in own:
+        torch.testing.assert_close(reused[name], own[name], rtol=1e-4, atol=1e-5 * own[name].abs().max())
+
+
+def test_a_walk_is_not_reused_for_other_latents_or_changed_weights(pairs):
+    lr, hr = next(pairs[0].batches(8))
+    vae = seeded_hvae()
+    with torch.no_grad():
+        vae.guide(lr, hr)
+        walk = vae._walk
+        assert vae._reusable_walk(lr) is walk and vae._walk is None  # taken by one model run
+        vae.guide(lr, hr)
+        next(vae.parameters()).add_(0.0)  # an optimizer step bumps the weights' versions
+        assert vae._reusable_walk(lr) is None
+        vae.guide(lr, hr)
+        assert vae._reusable_walk(lr.clone()) is None
+        prior_samples = Predictive(vae.model, num_samples=2, return_sites=("sr",))(lr)["sr"]
+    assert prior_samples.shape == (2, *hr.shape) and not torch.equal(prior_samples[0], prior_samples[1])

@@ -17,8 +17,9 @@ only in the number of resolutions.
 Model and guide share the sites ``z1`` ... ``zL`` (coarse to fine) and ``hr`` under the plate ``images``. Each
 latent site sits in its own ``kl_weight`` (``poutine.scale``) in model and guide, so each group's KL can be
 weighted or annealed separately (``beta`` may be one factor or one per group). The guide runs the same top-down
-path as the model (it needs the prior of each group), so a training step computes that path twice: the price
-of keeping model and guide separate, self-contained Pyro programs. Because model and guide walk the groups in
+path as the model (it needs the prior of each group); in a training step the model, replayed against the
+guide's latents, reuses that walk instead of computing the path again (``_top_down``), while both stay
+separate, self-contained Pyro programs that run on their own. Because model and guide walk the groups in
 the same order, no latent's parents in the model are its descendants in the guide, which is the condition under
 which ``TraceMeanField_ELBO``'s analytic per-group KL (given the sampled parents) is a valid ELBO estimate.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import pyro
 import pyro.distributions as dist
@@ -134,6 +135,21 @@ class Downsample2x(nn.Sequential):
         )
 
 
+@dataclass
+class _Walk:
+    """One top-down walk of the guide: for each group the state it met, its prior (loc, scale), the latent drawn
+    and the state after it; ``end`` is the final state. Kept with what it depends on, to be reused only when
+    all of that is unchanged."""
+
+    lr: torch.Tensor
+    lr_version: int
+    grad: bool
+    weights_version: tuple[int, ...]
+    start: torch.Tensor
+    steps: list[tuple[torch.Tensor, ...]] = field(default_factory=list)
+    end: torch.Tensor | None = None
+
+
 class HierarchicalVAE(nn.Module):
     """Ladder VAE over groups of spatial latents, LR-conditioned; see the module docstring."""
 
@@ -161,13 +177,14 @@ class HierarchicalVAE(nn.Module):
         self.log_hr_scale = nn.Parameter(torch.full((3,), -3.0))
         self.base_cnn = None if config.base is None else build_cnn(CNNConfig(**config.base)).requires_grad_(False)
         self._base_cache: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (LR batch, its version, output)
+        self._walk: _Walk | None = None  # the guide's last top-down walk, for the model replaying it
 
     def load_state_dict(self, *args, **kwargs):
-        self._base_cache = None  # new base weights: the kept output is stale
+        self._base_cache = self._walk = None  # new weights: the kept outputs are stale
         return super().load_state_dict(*args, **kwargs)
 
     def _apply(self, fn, *args, **kwargs):
-        self._base_cache = None  # .to() / .cuda() / .double(): the kept output is on the old device or dtype
+        self._base_cache = self._walk = None  # .to() / .double(): the kept outputs are on the old device or dtype
         return super()._apply(fn, *args, **kwargs)
 
     @classmethod
@@ -226,25 +243,59 @@ class HierarchicalVAE(nn.Module):
             features.append(down(features[-1]))
         return features[::-1]
 
+    def _weights_version(self) -> tuple[int, ...]:
+        return tuple(p._version for p in self.parameters() if p.requires_grad)
+
+    def _reusable_walk(self, lr: torch.Tensor) -> _Walk | None:
+        """The guide's walk of this very LR batch with these very weights (taken: it serves one model run)."""
+        walk, self._walk = self._walk, None
+        if walk is None or walk.lr is not lr or walk.lr_version != lr._version:
+            return None
+        if walk.grad != torch.is_grad_enabled() or walk.weights_version != self._weights_version():
+            return None
+        return walk
+
     def _top_down(self, lr, hr_features, betas, temperature):
         """Walk the groups coarse to fine, sampling each ``z_l`` from the posterior (guide: ``hr_features``
-        given) or the prior (model); returns the final state on the HR grid."""
-        state = self.lr_encoder(lr - 0.5)
+        given) or the prior (model); returns the final state on the HR grid.
+
+        The guide keeps its walk. When the model then runs on the same LR batch and its latents are the guide's
+        own tensors (an SVI step or ``paired_traces``: the model replayed against the guide's trace), each group's
+        prior and the state after it are the same functions of the same inputs, so the model takes them from
+        the walk instead of computing the path a second time; autograd sees the same graph either way. On the
+        first latent that differs (a prior sample), the model computes on from there."""
+        guide = hr_features is not None
+        walk = None if guide else self._reusable_walk(lr)
+        state = walk.start if walk is not None else self.lr_encoder(lr - 0.5)
+        record = _Walk(lr, lr._version, torch.is_grad_enabled(), self._weights_version(), state) if guide else None
         index = 0
         for r, groups in enumerate(self.groups):
-            if r > 0:
+            if r > 0 and walk is None:
                 state = self.upsample[r - 1](state)
             for group in groups:
-                loc, scale = group.prior(state)
+                if walk is not None:
+                    state, loc, scale, guide_z, state_after = walk.steps[index]
+                else:
+                    loc, scale = group.prior(state)
                 if hr_features is None:
                     fn = dist.Normal(loc, scale * temperature)
                 else:
                     fn = dist.Normal(*group.posterior(state, hr_features[r], loc, scale))
                 with kl_weight(betas[index]):
                     z = pyro.sample(f"z{index + 1}", fn.to_event(3))
-                state = group.update(state, z)
+                state_before = state
+                if walk is not None and z is guide_z:
+                    state = state_after
+                else:
+                    walk = None
+                    state = group.update(state, z)
+                if record is not None:
+                    record.steps.append((state_before, loc, scale, z, state))
                 index += 1
-        return state
+        if record is not None:
+            record.end = state
+            self._walk = record
+        return walk.end if walk is not None else state
 
     def model(
         self,
