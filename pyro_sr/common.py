@@ -64,8 +64,9 @@ def seed_everything(seed: int) -> None:
     pyro.set_rng_seed(seed)
 
 
-def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "batch") -> Iterable[T]:
-    """``iterable`` with a tqdm bar on stderr when stderr is a terminal (never in logs, pipes or tests)."""
+def progress(iterable: Iterable[T] | None = None, total: int | None = None, desc: str = "", unit: str = "batch") -> Any:
+    """A tqdm bar on stderr when stderr is a terminal (never in logs, pipes or tests): over ``iterable``, or,
+    without one, a bar of ``total`` that the caller ``update()``s."""
     from tqdm import tqdm
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None, leave=False, mininterval=1)

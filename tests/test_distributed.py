@@ -60,20 +60,27 @@ def gradient_worker(rank: int, world_size: int, port: int, out: str) -> None:
     torch_dist.destroy_process_group()
 
 
-def fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
-    join(rank, world_size, port)
+def fit_tiny_vae(out: str, train_images: int, val_images: int) -> ConditionalVAE:
+    """One epoch of the tiny VAE on the first bundled images, in batches of 4 per process, into ``out/run``."""
     data = pairs()
     pyro.set_rng_seed(0)
     vae = ConditionalVAE(TINY)
+    train, val = torch.arange(train_images), torch.arange(train_images, train_images + val_images)
     fit_vae(
         vae,
         SVIConfig(epochs=1, batch_size=4),
-        data.subset(torch.arange(40)),
-        data.subset(torch.arange(40, 48)),
+        data.subset(train),
+        data.subset(val),
         f"{out}/run",
         device="cpu",
         progress=False,
     )
+    return vae
+
+
+def fit_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    join(rank, world_size, port)
+    vae = fit_tiny_vae(out, 40, 8)
     torch.save(vae.state_dict(), f"{out}/params{rank}.pt")
     torch_dist.destroy_process_group()
 
@@ -84,18 +91,8 @@ def diverging_validation_worker(rank: int, world_size: int, port: int, out: str)
 
     join(rank, world_size, port)
     svi_module.validate = lambda *args, **kwargs: {"val_elbo": float("nan")}  # only rank 0 validates
-    data = pairs()
-    pyro.set_rng_seed(0)
     try:
-        fit_vae(
-            ConditionalVAE(TINY),
-            SVIConfig(epochs=1, batch_size=4),
-            data.subset(torch.arange(16)),
-            data.subset(torch.arange(16, 20)),
-            f"{out}/run",
-            device="cpu",
-            progress=False,
-        )
+        fit_tiny_vae(out, 16, 4)
         outcome = "finished"
     except TrainingError as err:
         outcome = str(err)

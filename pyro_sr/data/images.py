@@ -4,6 +4,8 @@ applied, 16-bit and float images scaled to 8 bits, alpha on white), RGB PNG out 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +32,28 @@ def _unreadable(path: Path, err: Exception) -> ImageError:
     return ImageError(f"not a readable image: {path} ({err.__class__.__name__})")
 
 
-def check_image(path: str | Path) -> tuple[int, int]:
-    """(height, width) of an image file, read from its header and checked for damage without decoding it."""
-    path = Path(path)
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Around reading ``path`` with Pillow: a missing file, a folder or anything Pillow cannot read is one
+    ImageError; the warning Pillow gives for very large images is left out (its hard limit still applies)."""
     _check_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                size = im.size
-                im.verify()
-            with Image.open(path) as im:  # verify leaves the file unusable
-                transposed = im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)  # width and height swap
+            yield
     except _READ_ERRORS as err:
         raise _unreadable(path, err) from None
+
+
+def check_image(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file, read from its header and checked for damage without decoding it."""
+    path = Path(path)
+    with _reading(path):
+        with Image.open(path) as im:
+            size = im.size
+            im.verify()
+        with Image.open(path) as im:  # verify leaves the file unusable
+            transposed = im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)  # width and height swap
     return (size[0], size[1]) if transposed else (size[1], size[0])
 
 
@@ -63,22 +73,16 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 def load_rgb(path: str | Path) -> torch.Tensor:
     """Read any image (grayscale, 16-bit, RGBA, palette, rotated by EXIF, ...) as uint8 RGB (3, H, W)."""
     path = Path(path)
-    _check_file(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                opened.load()
-                im = ImageOps.exif_transpose(opened)
-                if im.mode in ("I", "F") or im.mode.startswith("I;16"):
-                    im = _to_8bit(im)
-                if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                    rgba = im.convert("RGBA")
-                    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(background, rgba)
-                rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except _READ_ERRORS as err:
-        raise _unreadable(path, err) from None
+    with _reading(path), Image.open(path) as opened:
+        opened.load()
+        im = ImageOps.exif_transpose(opened)
+        if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+            im = _to_8bit(im)
+        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, rgba)
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
 
 

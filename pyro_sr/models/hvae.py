@@ -277,7 +277,7 @@ class HierarchicalVAE(nn.Module):
                     state, loc, scale, guide_z, state_after = walk.steps[index]
                 else:
                     loc, scale = group.prior(state)
-                if hr_features is None:
+                if not guide:
                     fn = dist.Normal(loc, scale * temperature)
                 else:
                     fn = dist.Normal(*group.posterior(state, hr_features[r], loc, scale))

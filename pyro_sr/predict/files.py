@@ -2,8 +2,9 @@
 
 Every input is checked before the first output is written, and the output folder before any work. Memory is
 bounded by the output image, not by the number of samples: a CNN's output is assembled as uint8 tile by tile,
-and a VAE's K samples are drawn and written one at a time while their float32 sum and sum of squares give the
-mean and std (``--lr-consistent`` is the exception: its projection is solved on the whole image at once)."""
+and a VAE's K samples are drawn and written one at a time while a float32 running mean and sum of squared
+deviations (Welford's update) give the mean and std (``--lr-consistent`` is the exception: its projection is
+solved on the whole image at once). Progress bars count tiles, the unit of work of every output."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pyro_sr.common import ImageError, check_writable_dir
+from pyro_sr.common import ImageError, check_writable_dir, progress
 from pyro_sr.data.datasets import to_float
 from pyro_sr.data.images import check_image, load_rgb, save_png, to_uint8
 from pyro_sr.models.blocks import nearest_upscale
@@ -36,16 +37,6 @@ def _check_inputs(images: Iterable[str | Path]) -> dict[Path, tuple[int, int]]:
     if duplicated:
         raise ImageError(f"several inputs share the name {duplicated[0]!r}; their outputs would overwrite each other")
     return {path: check_image(path) for path in paths}
-
-
-def _tiles_of(lr: torch.Tensor, tile: int) -> int:
-    height, width = lr.shape[-2:]
-    return tile_count(height, width, tile)
-
-
-def _progress(total: int, desc: str) -> tqdm:
-    """A bar on stderr when it is a terminal, counting tiles (the unit of work of every output)."""
-    return tqdm(total=total, desc=desc, unit="tile", disable=None, leave=False, mininterval=1)
 
 
 @dataclass
@@ -80,7 +71,7 @@ def write_sample_files(
         mean, std = summarize_samples(samples)
         shown = samples[:GRID_SAMPLES]
         if bar is not None:
-            bar.update(_tiles_of(lr, tile) * num_samples)
+            bar.update(tile_count(lr.shape[-2:], tile) * num_samples)
     else:
         one_sample = upscaler_for(loaded, 1, temperature)
         height, width = (loaded.scale * s for s in lr.shape[-2:])
@@ -138,7 +129,9 @@ def upscale_files(
     out_dir = check_writable_dir(out_dir)
     count = (DEFAULT_NUM_SAMPLES if num_samples is None else num_samples) if loaded.probabilistic else 1
     written = []
-    with _progress(sum(tile_count(h, w, tile) for h, w in images.values()) * count, "upscale") as bar:
+    with progress(
+        total=sum(tile_count(size, tile) for size in images.values()) * count, desc="upscale", unit="tile"
+    ) as bar:
         for path in images:
             lr = to_float(load_rgb(path)).unsqueeze(0).to(loaded.device)
             if loaded.probabilistic:
@@ -147,7 +140,7 @@ def upscale_files(
                 continue
             if lr_consistent:
                 sr = to_uint8(predict_tiled(loaded, upscaler, lr, tile, lr_consistent=True)[0])
-                bar.update(_tiles_of(lr, tile))
+                bar.update(tile_count(lr.shape[-2:], tile))
             else:
                 sr = super_resolve_uint8(upscaler, lr, loaded.scale, tile, on_tile=lambda *_: bar.update())
             save_png(sr, out_dir / f"{path.stem}.png")
@@ -174,7 +167,7 @@ def sample_to_files(
     out_dir = check_writable_dir(out_dir)
     written = []
     options = {"temperature": temperature, "tile": tile, "lr_consistent": lr_consistent}
-    with _progress(sum(_tiles_of(lr, tile) for _ in names) * num_samples, "sample") as bar:
+    with progress(total=tile_count(lr.shape[-2:], tile) * len(names) * num_samples, desc="sample", unit="tile") as bar:
         for i, name in enumerate(names):
             paths, kept = write_sample_files(loaded, lr[i : i + 1], out_dir, name, num_samples, bar=bar, **options)
             written += paths

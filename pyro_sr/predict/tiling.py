@@ -8,7 +8,7 @@ into a uint8 image as it comes, so its peak memory is that image (3 bytes a pixe
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,8 +22,9 @@ DEFAULT_TILE = 128  # LR pixels a side
 Region = tuple[slice, slice]  # output rows and columns
 
 
-def tile_count(height: int, width: int, tile: int = DEFAULT_TILE) -> int:
-    """How many tiles an LR image of ``height`` x ``width`` is cut into."""
+def tile_count(size: Sequence[int], tile: int = DEFAULT_TILE) -> int:
+    """How many tiles an LR image of ``size`` (height, width; e.g. ``lr.shape[-2:]``) is cut into."""
+    height, width = size
     return math.ceil(height / tile) * math.ceil(width / tile)
 
 

@@ -22,7 +22,7 @@ from pyro_sr.data.augment import AugmentedPairs, check_augmentations
 from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig, ResidualSR, build_cnn, load_deepened
-from pyro_sr.training.run import check_epoch, check_finite_loss, close_epoch, open_run, owns_run_folder
+from pyro_sr.training.run import check_finite_loss, check_scores, check_weights, close_epoch, open_run, owns_run_folder
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,8 @@ def fit_cnn(
         }
         scores = [r["val_mse"] for r in history if r["val_mse"] is not None]
         best = record["val_mse"] is not None and (not scores or record["val_mse"] < min(scores))
-        check_epoch(model, record, epoch)
+        check_weights(model, epoch)
+        check_scores(record, epoch)
         history.append(record)
         close_epoch(
             run_dir,

@@ -160,17 +160,19 @@ def divergence_as_error(epoch: int) -> Iterator[None]:
         raise _diverged(epoch, f"a distribution's parameter became NaN or infinite{where}") from None
 
 
-def check_epoch(module: torch.nn.Module, record: dict[str, Any], epoch: int) -> None:
-    """Refuse to keep an epoch whose weights or scores are not all finite, so a kept checkpoint never holds NaN
-    and the logs stay strict JSON."""
-    bad = [
-        name for name, value in module.state_dict().items() if value.is_floating_point() and not value.isfinite().all()
-    ]
+def check_weights(module: torch.nn.Module, epoch: int) -> None:
+    """Refuse to keep an epoch whose weights are not all finite, so a kept checkpoint never holds NaN."""
+    weights = module.state_dict().items()
+    bad = [name for name, value in weights if value.is_floating_point() and not value.isfinite().all()]
     if bad:
         raise _diverged(epoch, f"{len(bad)} weight tensors are no longer finite (first: {bad[0]})")
-    scores = [key for key, value in record.items() if isinstance(value, float) and not _healthy(key, value)]
-    if scores:
-        raise _diverged(epoch, f"{scores[0]} is {record[scores[0]]}")
+
+
+def check_scores(record: dict[str, Any], epoch: int) -> None:
+    """Refuse to keep an epoch whose scores are not finite (a PSNR of +inf, an exact reconstruction, aside)."""
+    bad = [key for key, value in record.items() if isinstance(value, float) and not _healthy(key, value)]
+    if bad:
+        raise _diverged(epoch, f"{bad[0]} is {record[bad[0]]}")
 
 
 def _healthy(key: str, value: float) -> bool:

@@ -37,8 +37,9 @@ from pyro_sr.models.traces import paired_traces, sample_sites
 from pyro_sr.training.annealing import KLSchedule
 from pyro_sr.training.distributed import DataParallelSVI, all_reduce_sum, from_environment, rank0_verdict, setup
 from pyro_sr.training.run import (
-    check_epoch,
     check_finite_loss,
+    check_scores,
+    check_weights,
     close_epoch,
     divergence_as_error,
     open_run,
@@ -251,7 +252,7 @@ def fit_vae(
             loss_sum, seen = all_reduce_sum([loss_sum, seen], dev)
         seconds = time.perf_counter() - started
         vae.eval()
-        check_epoch(vae, {}, epoch)  # on every rank: their weights are the same
+        check_weights(vae, epoch)  # on every rank: their weights are the same
         if not dist.is_main:
             history.append({"epoch": epoch, "step": step})
             if not rank0_verdict(True, dev):  # rank 0 validates and writes the checkpoint
@@ -275,7 +276,7 @@ def fit_vae(
             }
             scores = [r["val_elbo"] for r in history if "val_elbo" in r]
             best = "val_elbo" in record and (not scores or record["val_elbo"] > max(scores))
-            check_epoch(vae, record, epoch)
+            check_scores(record, epoch)
             history.append(record)
             close_epoch(
                 run_dir,
