@@ -12,9 +12,29 @@ MIN_SCALE = 1e-4
 
 
 def split_loc_scale(params: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """A Normal's loc and positive scale from a network output holding both (halves along ``dim``)."""
-    loc, raw = params.chunk(2, dim=dim)
+    """A Normal's loc and positive scale from a network output holding both (halves along ``dim``), in fp32
+    whatever the network computed in: log-probabilities and KLs are always taken in fp32."""
+    loc, raw = params.float().chunk(2, dim=dim)
     return loc, F.softplus(raw) + MIN_SCALE
+
+
+def full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` in fp32 even under bf16 autocast: for the layers whose output a likelihood reads (the mean of
+    the pixel likelihood, a frozen base prediction), where bf16's 8-bit mantissa would be an error of ~0.2%."""
+    with torch.autocast(x.device.type, enabled=False):
+        return layer(x.float())
+
+
+def frozen(module: nn.Module) -> nn.Module:
+    """``module`` with its parameters turned into buffers of the same names: a fixed function whose weights are
+    still in ``state_dict`` and follow ``.to()``, but are nobody's parameters, so optimisers, ``pyro.module`` and
+    gradient clipping never see them."""
+    for sub in module.modules():
+        for name, param in list(sub._parameters.items()):
+            if param is not None:
+                del sub._parameters[name]
+                sub.register_buffer(name, param.detach().requires_grad_(False))
+    return module
 
 
 def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:

@@ -26,6 +26,7 @@ from pyro_sr.models.blocks import (
     SubPixelUpsampler,
     bicubic_upscale,
     conv3x3,
+    full_precision,
     split_loc_scale,
 )
 from pyro_sr.models.kl_weight import kl_weight
@@ -143,9 +144,9 @@ class ConditionalVAE(nn.Module):
         latent = self.latent_in(z)
         if self.config.prior == "linear":
             latent = latent.view(len(z), self.config.channels, *lr.shape[-2:])
-        if self.config.decoder_sees_lr:
-            return self.upsample(lr) + self.decoder(torch.cat([latent, features], 1))
-        return self.decoder(latent) + 0.5
+        hidden = torch.cat([latent, features], 1) if self.config.decoder_sees_lr else latent
+        out = full_precision(self.decoder[-1], self.decoder[:-1](hidden))  # fp32 under autocast: the likelihood's mean
+        return self.upsample(lr) + out if self.config.decoder_sees_lr else out + 0.5
 
     def model(self, lr: torch.Tensor, hr: torch.Tensor | None = None, beta: float = 1.0, temperature: float = 1.0):
         self._check(lr)

@@ -27,7 +27,6 @@ which ``TraceMeanField_ELBO``'s analytic per-group KL (given the sampled parents
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -37,7 +36,15 @@ import torch
 from torch import nn
 
 from pyro_sr.data.degradation import check_scale
-from pyro_sr.models.blocks import LREncoder, ResidualBlock, bicubic_upscale, conv3x3, split_loc_scale
+from pyro_sr.models.blocks import (
+    LREncoder,
+    ResidualBlock,
+    bicubic_upscale,
+    conv3x3,
+    frozen,
+    full_precision,
+    split_loc_scale,
+)
 from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.models.kl_weight import kl_weight
 from pyro_sr.models.likelihoods import per_channel_normal
@@ -112,7 +119,7 @@ class LatentGroup(nn.Module):
     def posterior(
         self, state: torch.Tensor, features: torch.Tensor, prior_loc: torch.Tensor, prior_scale: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        shift, raw = self.posterior_head(torch.cat([state, features], 1)).chunk(2, dim=1)
+        shift, raw = self.posterior_head(torch.cat([state, features], 1)).float().chunk(2, dim=1)
         return prior_loc + shift, prior_scale * torch.exp(raw.clamp(-8.0, 4.0))
 
     def update(self, state: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -175,7 +182,7 @@ class HierarchicalVAE(nn.Module):
         self.hr_encoder = nn.Sequential(conv3x3(6, widths[-1]), nn.ReLU(), ResidualBlock(widths[-1], depth))
         self.downsample = nn.ModuleList(Downsample2x(widths[r + 1], widths[r], depth) for r in range(resolutions - 1))
         self.log_hr_scale = nn.Parameter(torch.full((3,), -3.0))
-        self.base_cnn = None if config.base is None else build_cnn(CNNConfig(**config.base)).requires_grad_(False)
+        self.base_cnn = None if config.base is None else frozen(build_cnn(CNNConfig(**config.base)))
         self._base_cache: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (LR batch, its version, output)
         self._walk: _Walk | None = None  # the guide's last top-down walk, for the model replaying it
 
@@ -214,37 +221,43 @@ class HierarchicalVAE(nn.Module):
             raise ValueError(f"expected one KL weight per latent group ({self.config.num_groups}), got {len(betas)}")
         return betas
 
-    def base(self, lr: torch.Tensor) -> torch.Tensor:
-        """The deterministic prediction that the latents refine: bicubic, or the frozen base CNN's output.
+    def base(self, lr: torch.Tensor, given: torch.Tensor | None = None) -> torch.Tensor:
+        """The deterministic prediction that the latents refine: bicubic, or the frozen base CNN's output (in fp32,
+        also under autocast); ``given``: that prediction, computed by the caller (see :meth:`precomputed`).
 
-        The CNN's output for the last LR batch is kept: an SVI step runs the guide and then the model on the same
-        batch, and the CNN forward would otherwise be about a quarter of the step's time (twice 12%)."""
+        Otherwise the CNN's output for the last LR batch is kept: ``paired_traces`` and the diagnostics run the
+        guide and then the model on the same batch, and the CNN forward is a large share of that."""
+        if given is not None:
+            return given
         if self.base_cnn is None:
             return bicubic_upscale(lr, self.config.scale)
         cached = self._base_cache
         if cached is not None and cached[0] is lr and cached[1] == lr._version:
             return cached[2]
         with torch.no_grad():
-            prediction = self.base_cnn(lr)
+            prediction = full_precision(self.base_cnn, lr)
         self._base_cache = (lr, lr._version, prediction)
         return prediction
 
-    def _register(self) -> None:
-        """``pyro.module`` for the trainable parameters; the frozen base CNN is left out on purpose."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*was not registered in the param store")
-            pyro.module("hvae", self)
+    def precomputed(self, lr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What model and guide take besides the LR image that depends on it alone, through no trainable weight:
+        the frozen base CNN's prediction (``base``). The training loop computes it once per image, not per step."""
+        return {} if self.base_cnn is None else {"base": self.base(lr)}
 
-    def bottom_up(self, lr: torch.Tensor, hr: torch.Tensor) -> list[torch.Tensor]:
+    def _register(self) -> None:
+        """``pyro.module`` for the trainable parameters (the frozen base CNN's weights are buffers)."""
+        pyro.module("hvae", self)
+
+    def bottom_up(self, lr: torch.Tensor, hr: torch.Tensor, base: torch.Tensor | None = None) -> list[torch.Tensor]:
         """HR features at each resolution of the top-down path, LR grid first."""
-        upsampled = self.base(lr)
+        upsampled = self.base(lr, base)
         features = [self.hr_encoder(torch.cat([hr - upsampled, upsampled - 0.5], 1))]
         for down in reversed(self.downsample):
             features.append(down(features[-1]))
         return features[::-1]
 
     def _weights_version(self) -> tuple[int, ...]:
-        return tuple(p._version for p in self.parameters() if p.requires_grad)
+        return tuple(p._version for p in self.parameters())
 
     def _reusable_walk(self, lr: torch.Tensor) -> _Walk | None:
         """The guide's walk of this very LR batch with these very weights (taken: it serves one model run)."""
@@ -303,13 +316,14 @@ class HierarchicalVAE(nn.Module):
         hr: torch.Tensor | None = None,
         beta: float | Sequence[float] = 1.0,
         temperature: float = 1.0,
+        base: torch.Tensor | None = None,
     ):
         self._check(lr, hr)
         self._register()
         betas = self._betas(beta)
         with pyro.plate("images", lr.shape[0]):
             state = self._top_down(lr, None, betas, temperature)
-            sr = pyro.deterministic("sr", self.base(lr) + self.output(state), event_dim=3)
+            sr = pyro.deterministic("sr", self.base(lr, base) + full_precision(self.output, state), event_dim=3)
             # p(HR | z_1..z_L, LR)
             return pyro.sample("hr", per_channel_normal(sr, self.log_hr_scale), obs=hr)
 
@@ -319,9 +333,10 @@ class HierarchicalVAE(nn.Module):
         hr: torch.Tensor,
         beta: float | Sequence[float] = 1.0,
         temperature: float = 1.0,
+        base: torch.Tensor | None = None,
     ):
         self._check(lr, hr)
         self._register()
         betas = self._betas(beta)
         with pyro.plate("images", lr.shape[0]):
-            self._top_down(lr, self.bottom_up(lr, hr), betas, temperature)
+            self._top_down(lr, self.bottom_up(lr, hr, base), betas, temperature)
