@@ -26,8 +26,10 @@ from pyro_sr.training.annealing import SCHEDULES
 from pyro_sr.training.cnn import cnn_config_for, fit_cnn, train_config_for
 from pyro_sr.training.data import training_data
 from pyro_sr.training.distributed import from_environment
+from pyro_sr.training.elbo import ELBOS
+from pyro_sr.training.precision import PRECISION_HELP, PRECISIONS
 from pyro_sr.training.run import run_meta, stored_epochs
-from pyro_sr.training.svi import ELBOS, SVIConfig, fit_vae
+from pyro_sr.training.svi import SVIConfig, fit_vae
 from pyro_sr.weights.loading import load_trained_cnn
 
 SVI_DEFAULTS = SVIConfig()
@@ -69,8 +71,10 @@ def _svi_parent() -> argparse.ArgumentParser:
     parent.add_argument(
         "--lr",
         type=positive,
-        help=f"ClippedAdam learning rate, decayed to {100 * d.final_lr_fraction:.0f}%% by the end (default: {d.lr})",
+        help=f"Adam learning rate (objective per image and dimension), decayed to {100 * d.final_lr_fraction:.0f}%% "
+        f"by the end (default: {d.lr})",
     )
+    parent.add_argument("--precision", choices=PRECISIONS, help=f"{PRECISION_HELP} (default: {d.precision})")
     parent.add_argument("--seed", type=natural, help=f"default: {d.seed}")
     return parent
 
@@ -215,7 +219,7 @@ def run_fit_cnn(args: argparse.Namespace) -> int:
 def _svi_config(args: argparse.Namespace) -> SVIConfig:
     kl_given = {"kind": args.kl, "beta": args.beta, "warmup_steps": args.warmup_steps, "cycle_steps": args.cycle_steps}
     kl = replace(SVI_DEFAULTS.kl, **{key: value for key, value in kl_given.items() if value is not None})
-    given = _given(args, "epochs", "batch_size", "lr", "elbo", "seed")
+    given = _given(args, "epochs", "batch_size", "lr", "elbo", "seed", "precision")
     return SVIConfig(**given, kl=kl, group_kl_weights=getattr(args, "group_kl_weights", None))
 
 

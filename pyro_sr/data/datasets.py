@@ -158,11 +158,22 @@ class PairedImages:
         """Yield (LR, HR) float batches on ``device`` by slicing, optionally in a shuffled order; with
         ``shard=(rank, world_size)`` only every world_size-th image of each batch, from ``rank`` on (the
         process's share of a data-parallel batch)."""
+        for idx in self.batch_indices(batch_size, shuffle, generator, shard):
+            yield self.lr[idx].to(device), to_float(self.hr[idx].to(device))
+
+    def batch_indices(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        shard: tuple[int, int] = (0, 1),
+    ) -> Iterator[torch.Tensor]:
+        """The image indices of each batch :meth:`batches` yields (same order, same draws from ``generator``), for
+        a caller that keeps more per-image tensors beside the pairs."""
         rank, world_size = shard
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for start in range(0, len(self), batch_size):
-            idx = order[start : start + batch_size][rank::world_size]
-            yield self.lr[idx].to(device), to_float(self.hr[idx].to(device))
+            yield order[start : start + batch_size][rank::world_size]
 
 
 class ImageFolderCrops:

@@ -3,11 +3,11 @@
 ``torchrun --nproc-per-node N -m pyro_sr fit vae|hvae ...`` starts N processes with ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK`` in their environment; :func:`from_environment` reads them (world size 1 without torchrun, and then
 nothing here is used). Each process takes its shard of every global batch (``batch_size`` images per process),
-computes Pyro's ELBO on it through :class:`ELBOLoss` wrapped in ``DistributedDataParallel``, whose backward
-all-reduces (averages) the gradients; the loss is multiplied by the world size first, so the averaged gradient is
-exactly the gradient of the ELBO summed over the whole global batch, as one process would compute it. Every rank
-then applies the same Pyro optimizer step, so parameters stay identical (DDP also broadcasts rank 0's weights at
-the start).
+computes Pyro's ELBO on it through ``pyro_sr.training.step.ELBOLoss`` wrapped in ``DistributedDataParallel``,
+whose backward all-reduces (averages) the gradients of the per-dimension objective; the shards have the same
+size, so the average is exactly the gradient one process would compute on the whole global batch. Every rank then
+makes the same clipping, skipping and Adam decision on that same gradient, so parameters stay identical (DDP also
+broadcasts rank 0's weights at the start).
 """
 
 from __future__ import annotations
@@ -15,13 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import pyro
 import torch
 import torch.distributed as torch_dist
-from pyro import poutine
-from pyro.infer.util import zero_grads
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -83,49 +78,3 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     torch_dist.all_reduce(tensor)
     return tensor.tolist()
-
-
-class ELBOLoss(nn.Module):
-    """Pyro's differentiable ELBO loss of a VAE's model/guide as a module call, so that DDP can wrap it; ``scale``
-    multiplies the loss (the world size, which turns DDP's gradient average into a sum over ranks)."""
-
-    def __init__(self, vae: nn.Module, elbo: pyro.infer.ELBO, scale: float = 1.0):
-        super().__init__()
-        self.vae = vae
-        self.elbo = elbo
-        self.scale = scale
-
-    def forward(self, *args) -> torch.Tensor:
-        return self.scale * self.elbo.differentiable_loss(self.vae.model, self.vae.guide, *args)
-
-
-class DataParallelSVI:
-    """``SVI.step`` for one rank of a data-parallel job: DDP backward (gradients all-reduced), then the Pyro
-    optimizer on the parameters the step touched, as ``pyro.infer.SVI`` does."""
-
-    def __init__(
-        self,
-        vae: nn.Module,
-        optim: pyro.optim.PyroOptim,
-        elbo: pyro.infer.ELBO,
-        dist: Distributed,
-        device: torch.device,
-    ):
-        device_ids = [device.index] if device.type == "cuda" else None
-        # At a KL weight of 0 (a linear warm-up's first step, every cyclical restart) the latent sites are masked,
-        # so the prior network gets no gradient in that step: DDP must expect parameters without gradients.
-        self.loss = DistributedDataParallel(
-            ELBOLoss(vae, elbo, dist.world_size), device_ids=device_ids, find_unused_parameters=True
-        )
-        self.optim = optim
-        self.world_size = dist.world_size
-
-    def step(self, *args) -> float:
-        """Loss of this rank's shard (its own share, not multiplied by the world size)."""
-        with poutine.trace(param_only=True) as capture:
-            loss = self.loss(*args)
-            loss.backward()
-        params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
-        self.optim(params)
-        zero_grads(params)
-        return float(loss.detach()) / self.world_size

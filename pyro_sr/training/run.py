@@ -135,7 +135,7 @@ def write_lines(path: Path, records: list[dict]) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text("".join(_json_line(r) for r in records)))
 
 
-def _diverged(epoch: int, what: str) -> TrainingError:
+def diverged(epoch: int, what: str) -> TrainingError:
     kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no checkpoint was written"
     return TrainingError(f"training diverged in epoch {epoch}: {what}; {kept}")
 
@@ -143,7 +143,7 @@ def _diverged(epoch: int, what: str) -> TrainingError:
 def check_finite_loss(loss: float, epoch: int) -> None:
     """Stop on a non-finite loss, before the step that would spread it into the weights."""
     if not math.isfinite(loss):
-        raise _diverged(epoch, f"the loss became {loss}")
+        raise diverged(epoch, f"the loss became {loss}")
 
 
 @contextmanager
@@ -157,7 +157,7 @@ def divergence_as_error(epoch: int) -> Iterator[None]:
             raise
         found = re.search(r"Expected parameter (\w+) .*? of distribution (\w+)", str(err))
         where = f" (the {found.group(1)} of a {found.group(2)})" if found else ""
-        raise _diverged(epoch, f"a distribution's parameter became NaN or infinite{where}") from None
+        raise diverged(epoch, f"a distribution's parameter became NaN or infinite{where}") from None
 
 
 def check_weights(module: torch.nn.Module, epoch: int) -> None:
@@ -165,14 +165,14 @@ def check_weights(module: torch.nn.Module, epoch: int) -> None:
     weights = module.state_dict().items()
     bad = [name for name, value in weights if value.is_floating_point() and not value.isfinite().all()]
     if bad:
-        raise _diverged(epoch, f"{len(bad)} weight tensors are no longer finite (first: {bad[0]})")
+        raise diverged(epoch, f"{len(bad)} weight tensors are no longer finite (first: {bad[0]})")
 
 
 def check_scores(record: dict[str, Any], epoch: int) -> None:
     """Refuse to keep an epoch whose scores are not finite (a PSNR of +inf, an exact reconstruction, aside)."""
     bad = [key for key, value in record.items() if isinstance(value, float) and not _healthy(key, value)]
     if bad:
-        raise _diverged(epoch, f"{bad[0]} is {record[bad[0]]}")
+        raise diverged(epoch, f"{bad[0]} is {record[bad[0]]}")
 
 
 def _healthy(key: str, value: float) -> bool:

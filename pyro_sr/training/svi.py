@@ -1,12 +1,16 @@
 """The one SVI training loop for every pyro-sr VAE (anything with ``model(lr, hr, beta)`` / ``guide(lr, hr, beta)``).
 
-The objective is Pyro's own (``Trace_ELBO`` or, with analytic KL, ``TraceMeanField_ELBO``); the KL factor from a
+The objective is Pyro's own (``Trace_ELBO`` or, with analytic KL, ``TraceMeanField_ELBO``), stepped by
+:class:`~pyro_sr.training.step.ELBOStep` (Adam on the objective per image and dimension, global-norm clipping,
+VDVAE-style skipping of spikes, bf16 autocast where the hardware has it); the KL factor from a
 :class:`~pyro_sr.training.annealing.KLSchedule` reaches the latent sites as the ``beta`` argument, where
-``poutine.scale`` applies it. Every epoch writes a JSON line (train objective, the β in force, full-validation ELBO,
-KL, expected log-likelihood and PSNR, and the same on a fixed slice of the training images) and an atomic
-checkpoint with network, optimizer, schedule position and RNG states (also as ``best.pt`` at the best validation
-ELBO so far). The Pyro param store holds exactly the network's parameters (``pyro.module``), so the network's
-state_dict is the param store's content. ``steps.jsonl`` gets the per-image loss and β of every step.
+``poutine.scale`` applies it. What a VAE can compute from the LR image alone (``vae.precomputed``: the HVAE's
+frozen base prediction) is computed once per training image, not per step. Every epoch writes a JSON line (train
+objective, the β in force, skipped steps, full-validation ELBO, KL, expected log-likelihood and PSNR, and the same
+on a fixed slice of the training images) and an atomic checkpoint with network, optimizer, schedule position and
+RNG states (also as ``best.pt`` at the best validation ELBO so far). The Pyro param store holds exactly the
+network's parameters (``pyro.module``), so the network's state_dict is the param store's content.
+``steps.jsonl`` gets the per-image loss, β, gradient norm and any skip of every step.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import itertools
 import json
 import math
 import random
+import statistics
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,30 +31,32 @@ from typing import Any
 import numpy as np
 import pyro
 import torch
-from pyro.infer import SVI, Predictive, Trace_ELBO, TraceMeanField_ELBO
-from pyro.optim import ClippedAdam
+from pyro.infer import Predictive
 from tqdm import tqdm
 
 from pyro_sr.common import TrainingError, resolve_device
-from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
+from pyro_sr.data.datasets import ImageFolderCrops, PairedImages, to_float
 from pyro_sr.metrics import mse_to_psnr
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.models.registry import kind_of
 from pyro_sr.models.traces import paired_traces, sample_sites
 from pyro_sr.training.annealing import KLSchedule
-from pyro_sr.training.distributed import DataParallelSVI, all_reduce_sum, from_environment, rank0_verdict, setup
+from pyro_sr.training.distributed import all_reduce_sum, from_environment, rank0_verdict, setup
+from pyro_sr.training.elbo import ELBOS, make_elbo
+from pyro_sr.training.precision import check_precision, resolve_precision
 from pyro_sr.training.run import (
-    check_finite_loss,
     check_scores,
     check_weights,
     close_epoch,
+    diverged,
     divergence_as_error,
     open_run,
     owns_run_folder,
 )
+from pyro_sr.training.step import MAX_SKIPPED_IN_A_ROW, ELBOStep, channels_last_pays
 
-ELBOS = ("trace", "meanfield")
 TRAIN_PROBE = 2000  # training images re-scored each epoch
+CLIP_NORM = 20.0  # the trained hvae's steps have norms ~7 (bf16, batch 64), a fresh one ~17
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,12 @@ class SVIConfig:
     """How a VAE is fitted with SVI."""
 
     epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    final_lr_fraction: float = 0.05  # ClippedAdam's per-step decay brings lr to this fraction at the end
-    clip_norm: float = 10.0
+    batch_size: int = 64
+    lr: float = 1e-3  # Adam's, on the objective per image and dimension
+    final_lr_fraction: float = 0.05  # a per-step exponential decay brings lr to this fraction at the end
+    clip_norm: float = CLIP_NORM  # of the global gradient norm of the per-dimension objective
+    skip_factor: float = 10.0  # skip a step whose gradient norm (or loss) is this far above its running level
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast for the networks; see pyro_sr.training.precision)
     elbo: str = "trace"  # trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)
     kl: KLSchedule = KLSchedule()
     seed: int = 0
@@ -71,8 +82,11 @@ class SVIConfig:
                 raise ValueError(f"group KL weights must be non-negative, got {list(self.group_kl_weights)}")
         if self.elbo not in ELBOS:
             raise ValueError(f"unknown ELBO {self.elbo!r}; choose from {ELBOS}")
+        check_precision(self.precision)
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or not 0 < self.final_lr_fraction <= 1:
             raise ValueError("epochs and batch size must be >= 1, lr > 0 and 0 < final_lr_fraction <= 1")
+        if not self.clip_norm > 0 or not self.skip_factor > 1:
+            raise ValueError("clip_norm must be > 0 and skip_factor > 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,29 +101,46 @@ class SVIConfig:
         return cls(**{**d, "kl": KLSchedule(**d["kl"])})
 
 
-def make_elbo(name: str) -> Trace_ELBO:
-    return TraceMeanField_ELBO() if name == "meanfield" else Trace_ELBO()
+def decayed_lr(config: SVIConfig, steps_per_epoch: int, step: int) -> float:
+    """The learning rate in force at ``step``: ``config.lr`` decayed exponentially per step to
+    ``final_lr_fraction`` of it after all epochs (a run resumed with more epochs moves onto the longer schedule)."""
+    return config.lr * config.final_lr_fraction ** (step / (config.epochs * steps_per_epoch))
 
 
-def decayed_lr(config: SVIConfig, steps_per_epoch: int, step: int) -> tuple[float, float]:
-    """ClippedAdam's per-step decay factor that brings ``config.lr`` to ``final_lr_fraction`` of it after all
-    epochs, and the learning rate in force at ``step``."""
-    decay = config.final_lr_fraction ** (1.0 / (config.epochs * steps_per_epoch))
-    return decay, config.lr * decay**step
+def precompute_inputs(vae: VariationalSR, data: PairedImages, device: torch.device, chunk: int = 500):
+    """``vae.precomputed(lr)`` for every image of ``data``, kept on the CPU beside it (None when the VAE has
+    nothing to precompute)."""
+    precomputed = getattr(vae, "precomputed", None)
+    if precomputed is None or len(data) == 0:
+        return None
+    with torch.no_grad():
+        parts = [precomputed(data.lr[i : i + chunk].to(device)) for i in range(0, len(data), chunk)]
+    if not parts[0]:
+        return None
+    return {name: torch.cat([part[name].cpu() for part in parts]) for name in parts[0]}
 
 
-def on_schedule(optimizer_state: dict[str, Any], lr: float, decay: float) -> dict[str, Any]:
-    """A stored ClippedAdam state (parameter name -> optimizer state dict) moved onto this run's schedule: a run
-    resumed with more epochs than its checkpoint's must not keep the shorter run's learning rate and decay. A
-    state already on it is kept as it is, so that a resumed run continues bit for bit."""
-
-    def moved(group: dict[str, Any]) -> dict[str, Any]:
-        return group if group["lrd"] == decay else {**group, "lr": lr, "lrd": decay}
-
-    return {
-        name: {**state, "param_groups": [moved(group) for group in state["param_groups"]]}
-        for name, state in optimizer_state.items()
-    }
+def training_batches(
+    vae: VariationalSR,
+    data: PairedImages | ImageFolderCrops,
+    table: dict[str, torch.Tensor] | None,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    shard: tuple[int, int],
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
+    """Shuffled (LR, HR, the VAE's precomputed inputs) batches: sliced from ``table`` (see
+    :func:`precompute_inputs`) for a fixed data set, computed per batch for fresh random crops."""
+    if table is not None and isinstance(data, PairedImages):
+        for idx in data.batch_indices(batch_size, shuffle=True, generator=generator, shard=shard):
+            inputs = {name: value[idx].to(device) for name, value in table.items()}
+            yield data.lr[idx].to(device), to_float(data.hr[idx].to(device)), inputs
+        return
+    precomputed = getattr(vae, "precomputed", None)
+    for lr, hr in data.batches(batch_size, shuffle=True, generator=generator, device=device, shard=shard):
+        with torch.no_grad():
+            inputs = precomputed(lr) if precomputed is not None else {}
+        yield lr, hr, inputs
 
 
 @torch.no_grad()
@@ -191,13 +222,24 @@ def fit_vae(
     pyro.clear_param_store()
     pyro.set_rng_seed(config.seed + dist.rank)
     vae.to(dev)
+    precision = resolve_precision(config.precision, dev)
     global_batch = config.batch_size * dist.world_size
     # A single process keeps the last, smaller batch; ranks drop it so that every rank has a full shard.
     steps_per_epoch = len(train_data) // global_batch if dist.active else math.ceil(len(train_data) / global_batch)
     if steps_per_epoch < 1:
         raise ValueError(f"{len(train_data)} training images do not fill one global batch of {global_batch}")
-    decay, _ = decayed_lr(config, steps_per_epoch, 0)
-    optimizer = ClippedAdam({"lr": config.lr, "lrd": decay, "clip_norm": config.clip_norm})
+    elbo = make_elbo(config.elbo)
+    optimise = ELBOStep(
+        vae,
+        elbo,
+        config.lr,
+        config.clip_norm,
+        config.skip_factor,
+        precision,
+        dev,
+        distributed=dist.active,
+        channels_last=channels_last_pays(dev),
+    )
     shuffle = torch.Generator().manual_seed(config.seed)  # the same on every rank: one global order
     # A fixed slice of the training images, scored like the validation set each epoch (at beta = 1), so train
     # and validation ELBO, KL and log-likelihood can be compared.
@@ -208,27 +250,19 @@ def fit_vae(
     start_epoch, step = 0, 0
     if state is not None:
         vae.load_state_dict(state["model"])
-        optimizer.set_state(
-            on_schedule(state["optimizer"], decayed_lr(config, steps_per_epoch, state["step"])[1], decay)
-        )
+        optimise.load_state_dict(state["optimizer"])
         shuffle.set_state(state["rng"]["shuffle"])
         _set_rng_state(state["rng"])
         if dist.rank:
             pyro.set_rng_seed(config.seed + dist.rank + 7919 * state["step"])  # ranks draw different latents
         history, start_epoch, step = state["history"], state["epoch"], state["step"]
-    elbo = make_elbo(config.elbo)
-    if dist.active:
-        svi = DataParallelSVI(vae, optimizer, elbo, dist, dev)
-    else:
-        svi = SVI(vae.model, vae.guide, optimizer, loss=elbo)
+    table = precompute_inputs(vae, train_data, dev) if isinstance(train_data, PairedImages) else None
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
         vae.train()
-        started, seen, loss_sum, beta = time.perf_counter(), 0, 0.0, config.kl.factor(step)
-        step_log = []
-        batches = train_data.batches(
-            global_batch, shuffle=True, generator=shuffle, device=dev, shard=(dist.rank, dist.world_size)
-        )
+        started, seen, processed, loss_sum, beta = time.perf_counter(), 0, 0, 0.0, config.kl.factor(step)
+        step_log, norms, skipped = [], [], Counter()
+        batches = training_batches(vae, train_data, table, global_batch, shuffle, dev, (dist.rank, dist.world_size))
         bar = tqdm(
             itertools.islice(batches, steps_per_epoch),
             total=steps_per_epoch,
@@ -238,18 +272,33 @@ def fit_vae(
             file=sys.stderr,
             leave=False,
         )
-        for lr_batch, hr_batch in bar:
+        for lr_batch, hr_batch, inputs in bar:
             beta = config.kl.factor(step)
+            optimise.set_lr(decayed_lr(config, steps_per_epoch, step))
             with divergence_as_error(epoch):
-                loss = svi.step(lr_batch, hr_batch, config.kl_weight(step))
-            check_finite_loss(loss, epoch)
-            loss_sum += loss
-            seen += len(hr_batch)
-            step_log.append({"step": step, "beta": beta, "loss": loss / len(hr_batch)})
+                result = optimise(lr_batch, hr_batch, config.kl_weight(step), **inputs)
+            if optimise.stuck:
+                raise diverged(
+                    epoch,
+                    f"the last {MAX_SKIPPED_IN_A_ROW} steps were all skipped (the last as {result.skipped}, "
+                    f"loss {result.loss:.4g}, gradient norm {result.grad_norm:.4g})",
+                )
+            entry = {"step": step, "beta": beta, "loss": result.loss / len(hr_batch), "grad_norm": result.grad_norm}
+            if result.skipped is None:
+                loss_sum += result.loss
+                seen += len(hr_batch)
+                norms.append(result.grad_norm)
+            else:
+                skipped[result.skipped] += 1
+                entry["skipped"] = result.skipped
+            step_log.append(entry)
+            processed += len(hr_batch)
             step += 1
-            bar.set_postfix(loss=f"{loss_sum / seen:.1f}", beta=f"{beta:.3f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{loss_sum / max(seen, 1):.1f}", beta=f"{beta:.3f}", skipped=sum(skipped.values()), refresh=False
+            )
         if dist.active:
-            loss_sum, seen = all_reduce_sum([loss_sum, seen], dev)
+            loss_sum, seen, processed = all_reduce_sum([loss_sum, seen, processed], dev)
         seconds = time.perf_counter() - started
         vae.eval()
         check_weights(vae, epoch)  # on every rank: their weights are the same
@@ -268,11 +317,16 @@ def fit_vae(
                 "epoch": epoch,
                 "step": step,
                 "beta": beta,
-                "train_loss": loss_sum / seen,  # -(beta-weighted ELBO) per image: the objective SVI minimised
+                # -(beta-weighted ELBO) per image over the applied steps: the objective minimised
+                "train_loss": loss_sum / seen if seen else math.nan,
+                "skipped_steps": sum(skipped.values()),
+                **({"skipped": dict(skipped)} if skipped else {}),
+                "grad_norm_median": statistics.median(norms) if norms else None,
                 **validation,
-                "lr": decayed_lr(config, steps_per_epoch, step)[1],  # in force after the epoch's last step
+                "lr": decayed_lr(config, steps_per_epoch, step),  # in force after the epoch's last step
+                "precision": precision,
                 "seconds": seconds,
-                "images_per_s": seen / seconds,
+                "images_per_s": processed / seconds,
             }
             scores = [r["val_elbo"] for r in history if "val_elbo" in r]
             best = "val_elbo" in record and (not scores or record["val_elbo"] > max(scores))
@@ -285,7 +339,7 @@ def fit_vae(
                     "model_config": vae.config.to_dict(),
                     "svi_config": config.to_dict(),
                     "model": vae.state_dict(),
-                    "optimizer": optimizer.get_state(),
+                    "optimizer": optimise.state_dict(),
                     "rng": {"shuffle": shuffle.get_state(), **_rng_state()},
                     "epoch": epoch,
                     "step": step,
