@@ -1,4 +1,4 @@
-"""Training speed of a VAE's SVI step (not a test): the package's step against a hand-written PyTorch step with
+r"""Training speed of a VAE's SVI step (not a test): the package's step against a hand-written PyTorch step with
 identical maths, timed alternately in one run; or, with ``--reference``, the step of the loop before the fast
 step (``pyro.infer.SVI.step`` with ``ClippedAdam``), which also runs on an older checkout of the package.
 
@@ -101,9 +101,11 @@ def handwritten_hvae_loss(
     return -(per_channel_normal(sr, vae.log_hr_scale).log_prob(hr) - beta * kl).sum()
 
 
-def time_steps(step, seconds: float, device: torch.device) -> float:
-    """Steps per second of ``step`` over ``seconds`` of wall time, after 3 warm-up steps."""
-    for _ in range(3):
+def time_steps(step, seconds: float, device: torch.device, warmup: float = 0.0) -> float:
+    """Steps per second of ``step`` over ``seconds`` of wall time, after ``warmup`` seconds of untimed steps (a
+    fresh process runs its first seconds slower: allocator, kernel selection)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < warmup:
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -118,13 +120,7 @@ def time_steps(step, seconds: float, device: torch.device) -> float:
 
 def checkout() -> str:
     """The commit of the imported package's checkout (``--reference`` may run an older one)."""
-    root = Path(pyro_sr.__file__).resolve().parents[1]
-    try:
-        return subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return commit_of(Path(pyro_sr.__file__).resolve().parents[1])
 
 
 def reference_step(vae, lr, hr, beta, analytic):
@@ -187,13 +183,29 @@ def package_steps(model, lr, hr, beta, args, device) -> tuple[dict, dict]:
 
 
 def reference_in(checkout_dir: str, args) -> float:
-    """Steps/s of ``--reference`` in a fresh process that imports the package from ``checkout_dir``."""
-    command = [sys.executable, __file__, "--reference", "--rounds", "1", "--seconds", str(args.seconds)]
+    """Steps/s of ``--reference`` in a fresh process that imports the package from ``checkout_dir`` (run from that
+    folder: ``python -m`` and an editable install would otherwise find this checkout's package first)."""
+    command = [sys.executable, os.path.abspath(__file__), "--reference", "--rounds", "1"]
+    command += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
     command += ["--model", args.model, "--elbo", args.elbo, "--batch-size", str(args.batch_size)]
     command += ["--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
     env = {**os.environ, "PYTHONPATH": checkout_dir}
-    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["rounds"]["reference"][0]
+    run = subprocess.run(command, env=env, cwd=checkout_dir, capture_output=True, text=True, check=True)
+    out = json.loads(run.stdout)
+    expected = commit_of(checkout_dir)
+    if out["checkout"] != expected:
+        raise SystemExit(f"--reference-checkout: the reference imported pyro_sr of {out['checkout']}, not {expected}")
+    return out["rounds"]["reference"][0]
+
+
+def commit_of(folder: str | Path) -> str:
+    """Short commit of the git checkout at ``folder`` ("unknown" outside git)."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def median(values: list[float]) -> float:
@@ -215,6 +227,7 @@ def main() -> int:
         help="each round also times --reference in a process importing pyro_sr from DIR (an older checkout)",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="timing window per measurement")
+    parser.add_argument("--warmup", type=float, default=10.0, help="untimed seconds before a step's first measurement")
     parser.add_argument("--rounds", type=int, default=6, help="rounds; within each, the steps take turns")
     parser.add_argument("--out", help="also write the results as JSON")
     args = parser.parse_args()
@@ -242,11 +255,13 @@ def main() -> int:
     rounds: dict[str, list[float]] = {name: [] for name in steps}
     if args.reference_checkout:
         rounds["reference"] = []
-    names = list(rounds)
+    names, warmed = list(rounds), set()
     for round_ in range(args.rounds):  # the order turns each round: this machine's speed drifts by +-20%
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
             if name in steps:
-                rounds[name].append(time_steps(steps[name], args.seconds, device))
+                warmup = 0.0 if name in warmed else args.warmup
+                rounds[name].append(time_steps(steps[name], args.seconds, device, warmup))
+                warmed.add(name)
             else:
                 rounds[name].append(reference_in(args.reference_checkout, args))
     results["images_per_s"] = {name: median(rates) * args.batch_size for name, rates in rounds.items()}
@@ -257,9 +272,7 @@ def main() -> int:
         results["speedup_over_reference"] = median(
             [p / r for p, r in zip(rounds["package"], rounds["reference"], strict=True)]
         )
-        results["reference_checkout"] = subprocess.run(
-            ["git", "-C", args.reference_checkout, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
+        results["reference_checkout"] = commit_of(args.reference_checkout)
     results["rounds"] = rounds  # steps/s of each round
     print(json.dumps(results, indent=2))
     if args.out:
