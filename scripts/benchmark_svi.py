@@ -146,7 +146,7 @@ def package_steps(model, lr, hr, beta, args, device) -> tuple[dict, dict]:
     torch_vae.load_state_dict(pyro_vae.state_dict())
     inputs = pyro_vae.precomputed(lr) if hasattr(pyro_vae, "precomputed") else {}
     clip = 20.0
-    layout = channels_last_pays(device)
+    layout = channels_last_pays(device) if args.channels_last == "auto" else args.channels_last == "on"
     package_step = ELBOStep(pyro_vae, make_elbo(args.elbo), 1e-4, clip, 10.0, precision, device, channels_last=layout)
     memory_format = torch.channels_last if layout else torch.contiguous_format
     torch_vae.to(memory_format=memory_format)  # the hand-written step gets the same layout
@@ -176,6 +176,7 @@ def package_steps(model, lr, hr, beta, args, device) -> tuple[dict, dict]:
         torch_losses = torch.tensor([float(loss_of(pyro_vae, lr, hr, inputs)) for _ in range(8)])
     check = {
         "precision": precision,
+        "channels_last": layout,
         "loss_per_batch_package": [float(pyro_losses.mean()), float(pyro_losses.std() / 8**0.5)],  # mean, s.e.
         "loss_per_batch_handwritten": [float(torch_losses.mean()), float(torch_losses.std() / 8**0.5)],
     }
@@ -220,6 +221,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--elbo", choices=("trace", "meanfield"), default="trace")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument(
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="memory layout of both steps (auto: the package's choice for the device)",
+    )
     parser.add_argument("--reference", action="store_true", help="time only SVI.step with ClippedAdam")
     parser.add_argument(
         "--reference-checkout",

@@ -47,7 +47,7 @@ OPTIMIZER_FORMAT = "adam-global-clip"  # what a checkpoint's optimizer state hol
 
 def channels_last_pays(device: torch.device) -> bool:
     """Channels-last layout where it was measured to pay: on the CPU (the HVAE's step 1.3x in bf16, 1.06x in fp32,
-    scripts/benchmark_svi.py); on CUDA it has not been measured, so it stays off there."""
+    scripts/benchmark_svi.py --channels-last on|off); on CUDA it has not been measured, so it stays off there."""
     return device.type == "cpu"
 
 
