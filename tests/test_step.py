@@ -81,6 +81,18 @@ def test_the_step_reports_the_loss_it_optimises_and_moves_the_weights(pairs):
     assert any(not torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))
 
 
+def test_the_step_skips_the_param_store_which_plain_svi_still_fills(pairs):
+    lr, hr = next(pairs.batches(4))
+    for vae in (tiny_hvae(), ConditionalVAE(TINY)):
+        pyro.clear_param_store()
+        ELBOStep(vae, make_elbo("meanfield"), 1e-3, clip_norm=20.0, skip_factor=10.0, device=CPU)(lr, hr, 0.5)
+        assert not list(pyro.get_param_store().keys())  # its optimiser holds the parameters itself
+        svi = pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), TraceMeanField_ELBO())
+        svi.step(lr, hr, 0.5)
+        trainable = {p for p in vae.parameters() if p.requires_grad}
+        assert {p for _, p in pyro.get_param_store().named_parameters()} == trainable
+
+
 def test_the_gradient_is_clipped_by_its_global_norm(pairs):
     vae = ConditionalVAE(TINY)
     lr, hr = next(pairs.batches(8))

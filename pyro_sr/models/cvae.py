@@ -31,6 +31,7 @@ from pyro_sr.models.blocks import (
 )
 from pyro_sr.models.kl_weight import kl_weight
 from pyro_sr.models.likelihoods import per_channel_normal
+from pyro_sr.models.registration import register
 
 PRIORS = ("spatial", "linear")
 
@@ -150,7 +151,7 @@ class ConditionalVAE(nn.Module):
 
     def model(self, lr: torch.Tensor, hr: torch.Tensor | None = None, beta: float = 1.0, temperature: float = 1.0):
         self._check(lr)
-        pyro.module("cvae", self)
+        register("cvae", self)
         with pyro.plate("images", lr.shape[0]):
             features = self.lr_encoder(lr - 0.5)
             loc, scale = self.prior(lr, features)
@@ -163,7 +164,7 @@ class ConditionalVAE(nn.Module):
 
     def guide(self, lr: torch.Tensor, hr: torch.Tensor, beta: float = 1.0, temperature: float = 1.0):
         self._check(lr)
-        pyro.module("cvae", self)
+        register("cvae", self)
         with pyro.plate("images", lr.shape[0]):
             loc, scale = self.posterior(lr, hr)
             with kl_weight(beta):

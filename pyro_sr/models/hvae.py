@@ -48,6 +48,7 @@ from pyro_sr.models.blocks import (
 from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.models.kl_weight import kl_weight
 from pyro_sr.models.likelihoods import per_channel_normal
+from pyro_sr.models.registration import register
 
 
 @dataclass(frozen=True)
@@ -185,13 +186,15 @@ class HierarchicalVAE(nn.Module):
         self.base_cnn = None if config.base is None else frozen(build_cnn(CNNConfig(**config.base)))
         self._base_cache: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (LR batch, its version, output)
         self._walk: _Walk | None = None  # the guide's last top-down walk, for the model replaying it
+        self._trainable: list[nn.Parameter] | None = None  # self.parameters(), whose module walk costs 1% of a step
 
     def load_state_dict(self, *args, **kwargs):
-        self._base_cache = self._walk = None  # new weights: the kept outputs are stale
+        self._base_cache = self._walk = self._trainable = None  # new weights: the kept outputs are stale
         return super().load_state_dict(*args, **kwargs)
 
     def _apply(self, fn, *args, **kwargs):
-        self._base_cache = self._walk = None  # .to() / .double(): the kept outputs are on the old device or dtype
+        # .to() / .double(): the kept outputs are on the old device or dtype (and the parameters may be new objects)
+        self._base_cache = self._walk = self._trainable = None
         return super()._apply(fn, *args, **kwargs)
 
     @classmethod
@@ -244,10 +247,6 @@ class HierarchicalVAE(nn.Module):
         the frozen base CNN's prediction (``base``). The training loop computes it once per image, not per step."""
         return {} if self.base_cnn is None else {"base": self.base(lr)}
 
-    def _register(self) -> None:
-        """``pyro.module`` for the trainable parameters (the frozen base CNN's weights are buffers)."""
-        pyro.module("hvae", self)
-
     def bottom_up(self, lr: torch.Tensor, hr: torch.Tensor, base: torch.Tensor | None = None) -> list[torch.Tensor]:
         """HR features at each resolution of the top-down path, LR grid first."""
         upsampled = self.base(lr, base)
@@ -257,7 +256,9 @@ class HierarchicalVAE(nn.Module):
         return features[::-1]
 
     def _weights_version(self) -> tuple[int, ...]:
-        return tuple(p._version for p in self.parameters())
+        if self._trainable is None:
+            self._trainable = list(self.parameters())
+        return tuple(p._version for p in self._trainable)
 
     def _reusable_walk(self, lr: torch.Tensor) -> _Walk | None:
         """The guide's walk of this very LR batch with these very weights (taken: it serves one model run)."""
@@ -319,7 +320,7 @@ class HierarchicalVAE(nn.Module):
         base: torch.Tensor | None = None,
     ):
         self._check(lr, hr)
-        self._register()
+        register("hvae", self)  # the trainable parameters: the frozen base CNN's weights are buffers
         betas = self._betas(beta)
         with pyro.plate("images", lr.shape[0]):
             state = self._top_down(lr, None, betas, temperature)
@@ -336,7 +337,7 @@ class HierarchicalVAE(nn.Module):
         base: torch.Tensor | None = None,
     ):
         self._check(lr, hr)
-        self._register()
+        register("hvae", self)  # the trainable parameters: the frozen base CNN's weights are buffers
         betas = self._betas(beta)
         with pyro.plate("images", lr.shape[0]):
             self._top_down(lr, self.bottom_up(lr, hr, base), betas, temperature)

@@ -8,8 +8,8 @@ VDVAE-style skipping of spikes, bf16 autocast where the hardware has it); the KL
 frozen base prediction) is computed once per training image, not per step. Every epoch writes a JSON line (train
 objective, the β in force, skipped steps, full-validation ELBO, KL, expected log-likelihood and PSNR, and the same
 on a fixed slice of the training images) and an atomic checkpoint with network, optimizer, schedule position and
-RNG states (also as ``best.pt`` at the best validation ELBO so far). The Pyro param store holds exactly the
-network's parameters (``pyro.module``), so the network's state_dict is the param store's content.
+RNG states (also as ``best.pt`` at the best validation ELBO so far). The step's optimiser holds the network's
+parameters itself (model and guide skip ``pyro.module`` inside it), so the network's state_dict is the whole state.
 ``steps.jsonl`` gets the per-image loss, β, gradient norm and any skip of every step.
 """
 
