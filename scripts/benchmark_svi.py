@@ -17,6 +17,9 @@ sample), the same normalisation, clipping, Adam and autocast, and the same host 
     git worktree add /tmp/c29677f c29677f
     python scripts/benchmark_svi.py --model hvae --elbo meanfield --threads 2 --reference-checkout /tmp/c29677f \
         --out docs/benchmark_svi_hvae_cpu.json
+    # each loop at its own default batch (c29677f trained with 32, this package with 64):
+    python scripts/benchmark_svi.py --model hvae --elbo meanfield --threads 2 --reference-checkout /tmp/c29677f \
+        --reference-batch-size 32 --out docs/benchmark_svi_hvae_defaults_cpu.json
 
 The steps take turns in every round (the order turning each round), and what is reported is each step's median
 over rounds and the median of the per-round ratios: on a shared 2-core machine the speed drifts by +-20% within
@@ -188,7 +191,8 @@ def reference_in(checkout_dir: str, args) -> float:
     folder: ``python -m`` and an editable install would otherwise find this checkout's package first)."""
     command = [sys.executable, os.path.abspath(__file__), "--reference", "--rounds", "1"]
     command += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
-    command += ["--model", args.model, "--elbo", args.elbo, "--batch-size", str(args.batch_size)]
+    batch_size = args.reference_batch_size or args.batch_size
+    command += ["--model", args.model, "--elbo", args.elbo, "--batch-size", str(batch_size)]
     command += ["--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
     env = {**os.environ, "PYTHONPATH": checkout_dir}
     run = subprocess.run(command, env=env, cwd=checkout_dir, capture_output=True, text=True, check=True)
@@ -233,6 +237,12 @@ def main() -> int:
         metavar="DIR",
         help="each round also times --reference in a process importing pyro_sr from DIR (an older checkout)",
     )
+    parser.add_argument(
+        "--reference-batch-size",
+        type=int,
+        metavar="N",
+        help="batch size of the reference checkout's step (default: --batch-size; 32 was c29677f's default)",
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="timing window per measurement")
     parser.add_argument("--warmup", type=float, default=10.0, help="untimed seconds before a step's first measurement")
     parser.add_argument("--rounds", type=int, default=6, help="rounds; within each, the steps take turns")
@@ -271,13 +281,21 @@ def main() -> int:
                 warmed.add(name)
             else:
                 rounds[name].append(reference_in(args.reference_checkout, args))
-    results["images_per_s"] = {name: median(rates) * args.batch_size for name, rates in rounds.items()}
+    reference_batch = args.reference_batch_size or args.batch_size
+    results["reference_batch_size"] = reference_batch if args.reference_checkout else None
+    batch_of = {
+        name: reference_batch if name == "reference" and args.reference_checkout else args.batch_size for name in rounds
+    }
+    results["images_per_s"] = {name: median(rates) * batch_of[name] for name, rates in rounds.items()}
     if "handwritten" in rounds:  # per round, so that the drift cancels
         ratios = [t / p for p, t in zip(rounds["package"], rounds["handwritten"], strict=True)]
         results["pyro_overhead_percent"] = 100.0 * (median(ratios) - 1.0)
     if "reference" in rounds and "package" in rounds:
-        results["speedup_over_reference"] = median(
-            [p / r for p, r in zip(rounds["package"], rounds["reference"], strict=True)]
+        results["speedup_over_reference"] = median(  # in images/s: the two steps may take different batches
+            [
+                p * args.batch_size / (r * reference_batch)
+                for p, r in zip(rounds["package"], rounds["reference"], strict=True)
+            ]
         )
         results["reference_checkout"] = commit_of(args.reference_checkout)
     results["rounds"] = rounds  # steps/s of each round
