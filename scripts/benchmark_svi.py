@@ -191,8 +191,7 @@ def reference_in(checkout_dir: str, args) -> float:
     folder: ``python -m`` and an editable install would otherwise find this checkout's package first)."""
     command = [sys.executable, os.path.abspath(__file__), "--reference", "--rounds", "1"]
     command += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
-    batch_size = args.reference_batch_size or args.batch_size
-    command += ["--model", args.model, "--elbo", args.elbo, "--batch-size", str(batch_size)]
+    command += ["--model", args.model, "--elbo", args.elbo, "--batch-size", str(args.reference_batch_size)]
     command += ["--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
     env = {**os.environ, "PYTHONPATH": checkout_dir}
     run = subprocess.run(command, env=env, cwd=checkout_dir, capture_output=True, text=True, check=True)
@@ -248,6 +247,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6, help="rounds; within each, the steps take turns")
     parser.add_argument("--out", help="also write the results as JSON")
     args = parser.parse_args()
+    args.reference_batch_size = args.reference_batch_size or args.batch_size
     if args.threads:
         torch.set_num_threads(args.threads)
     name = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -281,11 +281,8 @@ def main() -> int:
                 warmed.add(name)
             else:
                 rounds[name].append(reference_in(args.reference_checkout, args))
-    reference_batch = args.reference_batch_size or args.batch_size
-    results["reference_batch_size"] = reference_batch if args.reference_checkout else None
-    batch_of = {
-        name: reference_batch if name == "reference" and args.reference_checkout else args.batch_size for name in rounds
-    }
+    results["reference_batch_size"] = args.reference_batch_size
+    batch_of = {name: args.reference_batch_size if name == "reference" else args.batch_size for name in rounds}
     results["images_per_s"] = {name: median(rates) * batch_of[name] for name, rates in rounds.items()}
     if "handwritten" in rounds:  # per round, so that the drift cancels
         ratios = [t / p for p, t in zip(rounds["package"], rounds["handwritten"], strict=True)]
@@ -293,7 +290,7 @@ def main() -> int:
     if "reference" in rounds and "package" in rounds:
         results["speedup_over_reference"] = median(  # in images/s: the two steps may take different batches
             [
-                p * args.batch_size / (r * reference_batch)
+                p * args.batch_size / (r * args.reference_batch_size)
                 for p, r in zip(rounds["package"], rounds["reference"], strict=True)
             ]
         )

@@ -17,7 +17,7 @@ parameters from a trace each step; here one fused ``torch.optim.Adam`` holds the
 - with ``channels_last`` the networks' weights and the batches are laid out channels-last, which oneDNN's CPU
   convolutions run faster (measured: the HVAE's bf16 step 1.3x);
 - model and guide run inside :func:`~pyro_sr.models.registration.optimised_elsewhere`: the optimiser holds the
-  parameters, so their ``pyro.module`` registration (7% of the HVAE's step) is skipped;
+  parameters, so their ``pyro.module`` registration (most of Pyro's overhead over a hand-written step) is skipped;
 - distributions do not check their arguments (they cost 2-3% of a step): a NaN parameter shows as a non-finite
   loss, which is skipped, and ``MAX_SKIPPED_IN_A_ROW`` of them stop the run.
 
