@@ -11,7 +11,7 @@ from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.evaluation.evaluate import evaluate_models, format_table
 from pyro_sr.predict.figures import baseline_columns, sample_columns, save_comparison_grid
-from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, sample_super_resolutions
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES
 from pyro_sr.weights.loading import DEFAULT_MODEL, list_models, load_model
 
 GRID_IMAGES = 8
@@ -27,15 +27,17 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> str:
     degradation = Degradation()
     pairs = PairedImages.from_hr(load_bundled_sample(), degradation)
     names = list_models()
-    rows = evaluate_models(names, pairs, degradation, device=str(dev), num_samples=DEFAULT_NUM_SAMPLES)
+    samples: dict[str, torch.Tensor] = {}  # the table's own samples of the grid's images
+    rows = evaluate_models(
+        names, pairs, degradation, str(dev), DEFAULT_NUM_SAMPLES, kept_samples=samples, keep=GRID_IMAGES
+    )
     lr, hr = next(pairs.batches(GRID_IMAGES, device=dev))
     best = load_model(DEFAULT_MODEL, dev)
     with torch.no_grad():
         columns = baseline_columns(lr, 4, (f"our CNN ({best.name})", best.model.predict), input_label="LR (8x8)")
-        for name in (n for n in SAMPLE_COLUMNS if n in names):
+        for name in (n for n in SAMPLE_COLUMNS if n in samples):
             label, shown = SAMPLE_COLUMNS[name]
-            samples = sample_super_resolutions(load_model(name, dev).model, lr, DEFAULT_NUM_SAMPLES)
-            columns.update(sample_columns(samples, label, shown))
+            columns.update(sample_columns(samples[name], label, shown))
         columns["HR (32x32)"] = hr
     save_comparison_grid(columns, out_dir / "demo_grid.png")
     report = {

@@ -44,3 +44,21 @@ def test_lr_consistency_is_perfect_for_the_truth_and_ssim_is_one():
 def test_empty_metrics_refuse_to_report():
     with pytest.raises(ValueError):
         SRMetrics(Degradation()).result()
+
+
+@pytest.mark.parametrize("size", [(32, 32), (17, 24)])
+def test_ssim_agrees_with_torchmetrics(size):
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    gen = torch.Generator().manual_seed(0)
+    hr = torch.rand(4, 3, *size, generator=gen)
+    # from a near copy to noise: the agreement must hold over the whole range of SSIM
+    sr = (hr + torch.linspace(0.01, 1.0, 4).view(4, 1, 1, 1) * torch.randn(hr.shape, generator=gen)).clamp(0, 1)
+    theirs = structural_similarity_index_measure(sr, hr, data_range=1.0, reduction="none")
+    assert torch.allclose(per_image_ssim(sr, hr), theirs, atol=1e-5)
+    assert theirs.max() > 0.9 and theirs.min() < 0.5
+
+
+def test_ssim_refuses_images_smaller_than_its_window():
+    with pytest.raises(ValueError, match="at least 6 pixels"):
+        per_image_ssim(torch.rand(1, 3, 5, 8), torch.rand(1, 3, 5, 8))

@@ -27,3 +27,24 @@ def test_sampling_is_chunked_and_temperature_controls_diversity():
     assert cold < 0.1 * warm
     with pytest.raises(ValueError, match="samples"):
         sample_super_resolutions(vae, lr, 0)
+
+
+def test_the_hvae_base_runs_once_per_image_and_the_samples_are_those_of_its_model():
+    from pyro.infer import Predictive
+
+    from pyro_sr.models.cnn import CNNConfig, build_cnn
+    from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+
+    torch.manual_seed(0)
+    vae = HierarchicalVAE.refining(
+        build_cnn(CNNConfig(channels=8, blocks=1)), HVAEConfig(channels=16, min_channels=8, lr_blocks=1)
+    )
+    seen = []
+    vae.base_cnn.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+    lr = torch.rand(3, 3, 8, 8)
+    pyro.set_rng_seed(1)
+    samples = sample_super_resolutions(vae, lr, 4)
+    assert seen == [3]  # not 4 x 3
+    pyro.set_rng_seed(1)
+    direct = Predictive(vae.model, num_samples=1, return_sites=("sr",))(lr.repeat(4, 1, 1, 1))["sr"][0]
+    torch.testing.assert_close(samples, direct.clamp(0, 1).view(4, 3, 3, 32, 32), atol=1e-5, rtol=1e-4)

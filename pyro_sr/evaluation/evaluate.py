@@ -35,6 +35,9 @@ def score(
     return metrics.result()
 
 
+SCORED_AT_ONCE = 512  # single samples per metrics update: fewer, larger calls, in bounded memory
+
+
 @torch.no_grad()
 def score_samples(
     vae: ProbabilisticSR,
@@ -46,22 +49,29 @@ def score_samples(
     batch_size: int = 100,
     project: bool = False,
     desc: str = "",
-):
+    keep: int = 0,
+) -> tuple[dict[str, float], dict[str, float], torch.Tensor | None]:
     """Two rows of metrics for a VAE: the mean of ``num_samples`` samples, and single samples (each sample
-    scored on its own), both with the diversity (mean per-pixel std across samples). With ``project`` each
-    sample is first projected onto its LR input."""
-    of_mean, of_samples, diversity = SRMetrics(degradation), SRMetrics(degradation), 0.0
+    scored on its own), both with the diversity (mean per-pixel std across samples); and, with ``keep``, the
+    samples of the first ``keep`` images, (K, keep, 3, H, W), so that a figure of them needs no second draw. With
+    ``project`` each sample is first projected onto its LR input."""
+    of_mean, of_samples, diversity, kept = SRMetrics(degradation), SRMetrics(degradation), 0.0, []
     for lr, hr in progress(pairs.batches(batch_size, device=device), pairs.num_batches(batch_size), desc):
         samples = sample_super_resolutions(vae, lr, num_samples, temperature)
         if project:
             samples = project_to_lr(samples, lr, degradation).clamp(0, 1)
         mean, std = summarize_samples(samples)
         of_mean.update(mean, hr, lr)
-        for sample in samples:
-            of_samples.update(sample, hr, lr)
+        single, hrs, lrs = samples.flatten(0, 1), hr.repeat(num_samples, 1, 1, 1), lr.repeat(num_samples, 1, 1, 1)
+        for start in range(0, len(single), SCORED_AT_ONCE):
+            end = start + SCORED_AT_ONCE
+            of_samples.update(single[start:end], hrs[start:end], lrs[start:end])
         diversity += float(std.mean((1, 2, 3)).sum())
+        wanted = keep - sum(part.shape[1] for part in kept)
+        if wanted > 0:
+            kept.append(samples[:, :wanted])
     extra = {"num_samples": num_samples, "temperature": temperature, "diversity": diversity / len(pairs)}
-    return {**of_mean.result(), **extra}, {**of_samples.result(), **extra}
+    return {**of_mean.result(), **extra}, {**of_samples.result(), **extra}, torch.cat(kept, 1) if kept else None
 
 
 def evaluate_models(
@@ -73,11 +83,14 @@ def evaluate_models(
     temperature: float = 1.0,
     project: bool = False,
     ensemble: bool = False,
+    kept_samples: dict[str, torch.Tensor] | None = None,
+    keep: int = 8,
 ) -> list[dict]:
     """Rows for nearest, bicubic and each checkpoint (a path or a bundled name); a VAE gives two rows, the mean
     of ``num_samples`` samples and single samples. With ``project`` every output is made LR-consistent
     (``project_to_lr``), with ``ensemble`` every CNN is self-ensembled (``self_ensemble``); the row names say
-    so."""
+    so. Given a dict ``kept_samples``, each VAE's scored samples of the first ``keep`` images go into it under the
+    model's name (the demo's grid shows them)."""
     dev = resolve_device(device)
     scale = degradation.scale
     loaded = load_models(checkpoints, dev, scale)
@@ -107,9 +120,12 @@ def evaluate_models(
                 {"model": name, "params": params, **score(consistent(upscaler), pairs, degradation, dev, desc=name)}
             )
             continue
-        of_mean, of_samples = score_samples(
-            model.model, pairs, degradation, num_samples, temperature, dev, project=project, desc=name
+        keep_now = keep if kept_samples is not None else 0
+        of_mean, of_samples, samples = score_samples(
+            model.model, pairs, degradation, num_samples, temperature, dev, project=project, desc=name, keep=keep_now
         )
+        if samples is not None:
+            kept_samples[model.name] = samples
         rows.append({"model": f"{name}: mean of {num_samples}", "params": params, **of_mean})
         rows.append({"model": f"{name}: one sample", "params": params, **of_samples})
     return rows
