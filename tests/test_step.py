@@ -18,7 +18,7 @@ from pyro_sr.models.traces import paired_traces, sample_sites
 from pyro_sr.training import precision as precision_module
 from pyro_sr.training.elbo import AnalyticKLELBO, make_elbo
 from pyro_sr.training.precision import resolve_precision
-from pyro_sr.training.step import MAX_SKIPPED_IN_A_ROW, MIN_HISTORY, ELBOStep
+from pyro_sr.training.step import LEVEL_SHIFT, MAX_SKIPPED_IN_A_ROW, MIN_HISTORY, ELBOStep
 from pyro_sr.training.svi import SVIConfig, fit_vae, precompute_inputs, training_batches
 from pyro_sr.weights.loading import load_model
 
@@ -125,6 +125,10 @@ def test_a_gradient_spike_is_skipped_after_the_running_level_is_known(pairs):
     result = step(lr, hr, 1.0)
     assert result.skipped == "grad_spike"
     assert all(torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))
+    # the model stays where it is, so the "spike" repeats: after LEVEL_SHIFT of them it is the new level
+    assert [step(lr, hr, 1.0).skipped for _ in range(LEVEL_SHIFT)] == ["grad_spike"] * (LEVEL_SHIFT - 1) + [None]
+    assert not all(torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))
+    assert all(step(lr, hr, 1.0).skipped is None for _ in range(MIN_HISTORY))  # learnt anew, from this level
 
 
 def test_a_run_whose_every_step_is_skipped_stops_with_one_line_and_no_checkpoint(pairs, tmp_path):

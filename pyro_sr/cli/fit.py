@@ -74,6 +74,11 @@ def _svi_parent() -> argparse.ArgumentParser:
         help=f"Adam learning rate (objective per image and dimension), decayed to {100 * d.final_lr_fraction:.0f}%% "
         f"by the end (default: {d.lr})",
     )
+    parent.add_argument(
+        "--lr-warmup-steps",
+        type=natural,
+        help=f"first steps, over which the learning rate rises linearly to --lr (default: {d.lr_warmup_steps})",
+    )
     parent.add_argument("--precision", choices=PRECISIONS, help=f"{PRECISION_HELP} (default: {d.precision})")
     parent.add_argument("--seed", type=natural, help=f"default: {d.seed}")
     return parent
@@ -219,7 +224,7 @@ def run_fit_cnn(args: argparse.Namespace) -> int:
 def _svi_config(args: argparse.Namespace) -> SVIConfig:
     kl_given = {"kind": args.kl, "beta": args.beta, "warmup_steps": args.warmup_steps, "cycle_steps": args.cycle_steps}
     kl = replace(SVI_DEFAULTS.kl, **{key: value for key, value in kl_given.items() if value is not None})
-    given = _given(args, "epochs", "batch_size", "lr", "elbo", "seed", "precision")
+    given = _given(args, "epochs", "batch_size", "lr", "lr_warmup_steps", "elbo", "seed", "precision")
     return SVIConfig(**given, kl=kl, group_kl_weights=getattr(args, "group_kl_weights", None))
 
 

@@ -10,8 +10,9 @@ parameters from a trace each step; here one fused ``torch.optim.Adam`` holds the
   summed loss turned a third of the weights' updates into sign-SGD);
 - a step is skipped (no update) when its loss or gradient norm is not finite, or when its gradient norm is more
   than ``skip_factor`` times the median of the last steps' (VDVAE's gradient skipping), or, single-process, its
-  loss per dimension is more than ``skip_factor`` median absolute deviations above their median. The window holds
-  every finite value, skipped ones too, so a lasting change of level is accepted after half a window;
+  loss per dimension is more than ``skip_factor`` median absolute deviations above their median. ``LEVEL_SHIFT``
+  spikes in a row are a new level, not a spike: the next step is applied (clipped) and the level is learnt anew
+  (skipping every step of a model that a bad update has moved froze it for 37 steps in a trial run);
 - the networks run under bf16 autocast when ``precision`` is bf16, with every log-probability and KL in fp32
   (the models take their distributions' parameters in fp32);
 - with ``channels_last`` the networks' weights and the batches are laid out channels-last, which oneDNN's CPU
@@ -44,7 +45,8 @@ from pyro_sr.training.precision import autocast
 
 WINDOW = 100  # recent steps whose median sets the level a spike is measured against
 MIN_HISTORY = 20  # no spike test before this many steps
-MAX_SKIPPED_IN_A_ROW = 50  # then the run has diverged, not spiked
+LEVEL_SHIFT = 5  # spikes in a row that make a new level
+MAX_SKIPPED_IN_A_ROW = 50  # skipped steps in a row (spikes stop at LEVEL_SHIFT): the run has diverged
 OPTIMIZER_FORMAT = "adam-global-clip"  # what a checkpoint's optimizer state holds
 
 
@@ -112,6 +114,7 @@ class ELBOStep:
         self.norms: deque[float] = deque(maxlen=WINDOW)
         self.losses: deque[float] = deque(maxlen=WINDOW)  # per dimension
         self.skipped_in_a_row = 0
+        self.spikes_in_a_row = 0
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -157,6 +160,14 @@ class ELBOStep:
                 spread = statistics.median(abs(x - median) for x in self.losses)
                 if loss_per_dim - median > self.skip_factor * max(spread, 1e-6 * abs(median), 1e-12):
                     verdict = "loss_spike"
+        if verdict is None:
+            self.spikes_in_a_row = 0
+        elif self.spikes_in_a_row < LEVEL_SHIFT:
+            self.spikes_in_a_row += 1
+        else:  # not a spike but where the model now is: apply the step and learn the level from here
+            self.norms.clear()
+            self.losses.clear()
+            self.spikes_in_a_row, verdict = 0, None
         self.norms.append(norm)
         self.losses.append(loss_per_dim)
         return verdict
@@ -167,6 +178,7 @@ class ELBOStep:
             "adam": self.optimizer.state_dict(),
             "norms": list(self.norms),
             "losses": list(self.losses),
+            "spikes_in_a_row": self.spikes_in_a_row,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -178,3 +190,4 @@ class ELBOStep:
         self.optimizer.load_state_dict(state["adam"])
         self.norms.extend(state["norms"])
         self.losses.extend(state["losses"])
+        self.spikes_in_a_row = state.get("spikes_in_a_row", 0)
