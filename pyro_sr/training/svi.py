@@ -65,7 +65,7 @@ class SVIConfig:
 
     epochs: int = 20
     batch_size: int = 64
-    lr: float = 1e-3  # Adam's, on the objective per image and dimension
+    lr: float = 3e-3  # Adam's, on the objective per image and dimension: see docs/training.md for the sweep
     lr_warmup_steps: int = 200  # lr rises linearly from lr / lr_warmup_steps to lr over these first steps
     final_lr_fraction: float = 0.05  # a per-step exponential decay brings lr to this fraction at the end
     clip_norm: float = CLIP_NORM  # of the global gradient norm of the per-dimension objective
