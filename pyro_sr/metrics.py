@@ -39,11 +39,14 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al.'s stabilising constants, for data i
 
 def per_image_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean SSIM of each image pair over its channels and pixels, (N,); images at least 6 pixels a side."""
+    if x.dim() != 4 or x.shape != y.shape:
+        raise ValueError(f"SSIM compares two (N, C, H, W) batches of one shape, got {tuple(x.shape)}, {tuple(y.shape)}")
     if min(x.shape[-2:]) <= SSIM_RADIUS:
         raise ValueError(f"SSIM needs images of at least {SSIM_RADIUS + 1} pixels a side, got {tuple(x.shape[-2:])}")
     offsets = torch.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=x.dtype, device=x.device)
     window = torch.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
     window = window / window.sum()
+    y = y.to(x.dtype)
     moments = torch.cat([x, y, x * x, y * y, x * y], 1)  # local means of these five give every SSIM term
     moments = F.pad(moments, (SSIM_RADIUS,) * 4, mode="reflect")
     groups = moments.shape[1]

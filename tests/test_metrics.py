@@ -59,6 +59,8 @@ def test_ssim_agrees_with_torchmetrics(size):
     assert theirs.max() > 0.9 and theirs.min() < 0.5
 
 
-def test_ssim_refuses_images_smaller_than_its_window():
+def test_ssim_refuses_images_smaller_than_its_window_and_unlike_batches():
     with pytest.raises(ValueError, match="at least 6 pixels"):
         per_image_ssim(torch.rand(1, 3, 5, 8), torch.rand(1, 3, 5, 8))
+    with pytest.raises(ValueError, match="one shape"):
+        per_image_ssim(torch.rand(1, 3, 8, 8), torch.rand(2, 3, 8, 8))

@@ -126,7 +126,9 @@ def test_a_gradient_spike_is_skipped_after_the_running_level_is_known(pairs):
     assert result.skipped == "grad_spike"
     assert all(torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))
     # the model stays where it is, so the "spike" repeats: after LEVEL_SHIFT of them it is the new level
-    assert [step(lr, hr, 1.0).skipped for _ in range(LEVEL_SHIFT)] == ["grad_spike"] * (LEVEL_SHIFT - 1) + [None]
+    results = [step(lr, hr, 1.0) for _ in range(LEVEL_SHIFT)]
+    assert [r.skipped for r in results] == ["grad_spike"] * (LEVEL_SHIFT - 1) + [None]
+    assert [r.new_level for r in results] == [False] * (LEVEL_SHIFT - 1) + [True]
     assert not all(torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))
     assert all(step(lr, hr, 1.0).skipped is None for _ in range(MIN_HISTORY))  # learnt anew, from this level
 

@@ -64,7 +64,7 @@ def _svi_parent() -> argparse.ArgumentParser:
         type=nonnegative,
         help=f"KL weight (the paper: 0.5); the schedule's maximum (default: {d.kl.beta})",
     )
-    parent.add_argument("--warmup-steps", type=natural, help="linear: steps from 0 to beta; cyclical: ramp")
+    parent.add_argument("--warmup-steps", type=natural, help="KL warm-up: linear: steps from 0 to beta; cyclical: ramp")
     parent.add_argument("--cycle-steps", type=count, help="cyclical: steps per cycle")
     parent.add_argument("--epochs", type=count, help=f"default: {d.epochs}")
     parent.add_argument("--batch-size", type=count, help=f"default: {d.batch_size}")

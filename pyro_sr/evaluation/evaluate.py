@@ -69,7 +69,7 @@ def score_samples(
         diversity += float(std.mean((1, 2, 3)).sum())
         wanted = keep - sum(part.shape[1] for part in kept)
         if wanted > 0:
-            kept.append(samples[:, :wanted])
+            kept.append(samples[:, :wanted].clone())  # not a view that keeps the batch
     extra = {"num_samples": num_samples, "temperature": temperature, "diversity": diversity / len(pairs)}
     return {**of_mean.result(), **extra}, {**of_samples.result(), **extra}, torch.cat(kept, 1) if kept else None
 

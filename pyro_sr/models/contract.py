@@ -15,8 +15,9 @@ instead of what it is called.
 - :class:`VariationalSR`: a ``ProbabilisticSR`` with a ``guide(lr, hr, beta=1.0, temperature=1.0)`` over the
   same latent sites: what SVI training, the ELBO and IWAE bounds and the posterior diagnostics need.
   Optionally ``precomputed(lr) -> dict`` of tensors that depend on the LR image alone and on no trained weight
-  (the HVAE's frozen base prediction, ``{"base": ...}``); the training loop computes it once per image and passes
-  it to ``model`` and ``guide`` as keyword arguments, which without them compute it themselves.
+  (the HVAE's frozen base prediction, ``{"base": ...}``); the training loop and ``predict.sampling`` compute it
+  once per image and pass it to ``model`` and ``guide`` as keyword arguments, which without them compute it
+  themselves.
 
 Every model also carries ``config``: a frozen dataclass with ``scale`` and ``to_dict()``, stored in checkpoints.
 """

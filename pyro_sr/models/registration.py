@@ -4,7 +4,8 @@ network's parameters itself skips it.
 Model and guide call ``pyro.module`` so that ``pyro.infer.SVI`` with a Pyro optimiser finds the weights in the
 trace. :class:`~pyro_sr.training.step.ELBOStep` holds them in its own torch optimiser, so for it the registration
 (a param-store lookup and a constraint transform per parameter, twice a step) is pure overhead: most of Pyro's
-overhead over a hand-written HVAE step (scripts/benchmark_svi.py on 2 CPU threads: 6.4-8.0% with it, 1.3% without).
+overhead over a hand-written HVAE step (scripts/benchmark_svi.py on 2 CPU threads: 6.4-8.0% with it, 0.3-9.6%
+without, within the benchmark's noise).
 """
 
 from __future__ import annotations

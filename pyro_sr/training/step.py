@@ -46,6 +46,7 @@ from pyro_sr.training.precision import autocast
 WINDOW = 100  # recent steps whose median sets the level a spike is measured against
 MIN_HISTORY = 20  # no spike test before this many steps
 LEVEL_SHIFT = 5  # spikes in a row that make a new level
+NEW_LEVEL = "new_level"  # the verdict on the step after them: applied, and the level relearnt from it
 MAX_SKIPPED_IN_A_ROW = 50  # skipped steps in a row (spikes stop at LEVEL_SHIFT): the run has diverged
 OPTIMIZER_FORMAT = "adam-global-clip"  # what a checkpoint's optimizer state holds
 
@@ -59,11 +60,13 @@ def channels_last_pays(device: torch.device) -> bool:
 @dataclass(frozen=True)
 class StepResult:
     """What one step did: the loss (β-weighted negative ELBO summed over the batch, nats), the gradient's global
-    norm (of the per-dimension objective, before clipping) and why it was skipped (None: applied)."""
+    norm (of the per-dimension objective, before clipping), why it was skipped (None: applied) and whether it was
+    applied as a new level after ``LEVEL_SHIFT`` spikes in a row."""
 
     loss: float
     grad_norm: float
     skipped: str | None = None
+    new_level: bool = False
 
 
 class ELBOLoss(nn.Module):
@@ -131,13 +134,15 @@ class ELBOStep:
         (loss / dims).backward()
         norm = nn.utils.clip_grad_norm_(self.params, self.clip_norm, foreach=True)
         loss_value, norm_value = torch.stack([loss.detach().float(), norm.detach().float()]).tolist()
-        skipped = self._verdict(loss_value / dims, norm_value)
+        verdict = self._verdict(loss_value / dims, norm_value)
+        new_level = verdict == NEW_LEVEL
+        skipped = None if new_level else verdict
         if skipped is None:
             self.optimizer.step()
             self.skipped_in_a_row = 0
         else:
             self.skipped_in_a_row += 1
-        return StepResult(loss_value, norm_value, skipped)
+        return StepResult(loss_value, norm_value, skipped, new_level)
 
     def _laid_out(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
@@ -148,7 +153,8 @@ class ELBOStep:
         return self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW
 
     def _verdict(self, loss_per_dim: float, norm: float) -> str | None:
-        """None to apply the step, else why it is skipped: ``nonfinite``, ``grad_spike`` or ``loss_spike``."""
+        """None (or ``NEW_LEVEL``) to apply the step, else why it is skipped: ``nonfinite``, ``grad_spike`` or
+        ``loss_spike``."""
         if not (math.isfinite(loss_per_dim) and math.isfinite(norm)):
             return "nonfinite"
         verdict = None
@@ -167,7 +173,7 @@ class ELBOStep:
         else:  # not a spike but where the model now is: apply the step and learn the level from here
             self.norms.clear()
             self.losses.clear()
-            self.spikes_in_a_row, verdict = 0, None
+            self.spikes_in_a_row, verdict = 0, NEW_LEVEL
         self.norms.append(norm)
         self.losses.append(loss_per_dim)
         return verdict

@@ -268,7 +268,7 @@ def fit_vae(
     for epoch in range(start_epoch + 1, config.epochs + 1):
         vae.train()
         started, seen, processed, loss_sum, beta = time.perf_counter(), 0, 0, 0.0, config.kl.factor(step)
-        step_log, norms, skipped = [], [], Counter()
+        step_log, norms, skipped, new_levels = [], [], Counter(), 0
         batches = training_batches(vae, train_data, table, global_batch, shuffle, dev, (dist.rank, dist.world_size))
         bar = tqdm(
             itertools.islice(batches, steps_per_epoch),
@@ -291,6 +291,9 @@ def fit_vae(
                     f"loss {result.loss:.4g}, gradient norm {result.grad_norm:.4g})",
                 )
             entry = {"step": step, "beta": beta, "loss": result.loss / len(hr_batch), "grad_norm": result.grad_norm}
+            if result.new_level:
+                entry["new_level"] = True
+                new_levels += 1
             if result.skipped is None:
                 loss_sum += result.loss
                 seen += len(hr_batch)
@@ -328,6 +331,7 @@ def fit_vae(
                 "train_loss": loss_sum / seen if seen else math.nan,
                 "skipped_steps": sum(skipped.values()),
                 **({"skipped": dict(skipped)} if skipped else {}),
+                **({"new_levels": new_levels} if new_levels else {}),  # steps applied after 5 spikes in a row
                 "grad_norm_median": statistics.median(norms) if norms else None,
                 **validation,
                 "lr": decayed_lr(config, steps_per_epoch, step),  # in force after the epoch's last step
