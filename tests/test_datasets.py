@@ -7,8 +7,10 @@ from pyro_sr.data.datasets import (
     DataError,
     ImageFolderCrops,
     PairedImages,
+    load_bundled_labels,
     load_bundled_sample,
     load_cifar10,
+    load_cifar10_labeled,
     load_pairs,
     train_val_split,
 )
@@ -112,10 +114,12 @@ def test_download_goes_through_torchvision(tmp_path, monkeypatch):
         def __init__(self, root, train, download):
             calls.append((root, train, download))
             self.data = np.zeros((3, 32, 32, 3), dtype=np.uint8)
+            self.targets = [4, 1, 7]  # torchvision's CIFAR10 keeps its classes as a list
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
     assert load_cifar10("test", tmp_path, download=True).shape == (3, 3, 32, 32)
     assert calls == [(str(tmp_path), False, True)]
+    assert load_cifar10_labeled("train", tmp_path, download=True)[1].tolist() == [4, 1, 7]
 
 
 def _augmented(names, n=16):
@@ -180,3 +184,21 @@ def test_old_checkpoints_flips_flag_reads_as_hflip():
 
     assert TrainConfig.from_dict({"epochs": 3, "flips": True}).augment == ("hflip",)
     assert TrainConfig.from_dict({"epochs": 3, "flips": False}).augment == ()
+
+
+def test_labels_come_with_the_images_in_every_layout(tmp_path, fake_cifar_batches):
+    images, labels = load_cifar10_labeled("train", fake_cifar_batches)
+    assert labels.tolist() == list(range(10)) * 5 and len(images) == len(labels)
+    npz = tmp_path / "npz"
+    npz.mkdir()
+    hwc = np.zeros((3, 32, 32, 3), dtype=np.uint8)
+    np.savez_compressed(npz / "cifar10_test.npz", images=hwc, labels=np.array([3, 0, 9]))
+    assert load_cifar10_labeled("test", npz)[1].tolist() == [3, 0, 9]
+    np.savez_compressed(npz / "cifar10_test.npz", images=hwc, labels=np.array([3, 0, 10]))
+    with pytest.raises(DataError, match="one CIFAR-10 class"):
+        load_cifar10_labeled("test", npz)
+    np.savez_compressed(npz / "cifar10_test.npz", images=hwc)
+    with pytest.raises(DataError, match="no 'labels' array"):
+        load_cifar10_labeled("test", npz)
+    bundled = load_bundled_labels()
+    assert bundled.shape == (64,) and bundled.dtype == torch.int64 and len(set(bundled.tolist())) == 10

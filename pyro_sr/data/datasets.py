@@ -41,9 +41,9 @@ def hwc_to_tensor(images: np.ndarray, source: str | Path = "the data") -> torch.
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
 
 
-def _read_cifar_batches(folder: Path, split: str) -> np.ndarray:
+def _read_cifar_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-    chunks = []
+    chunks, labels = [], []
     for name in names:
         path = folder / name
         if not path.is_file():
@@ -52,31 +52,42 @@ def _read_cifar_batches(folder: Path, split: str) -> np.ndarray:
             with path.open("rb") as f:
                 entry = pickle.load(f, encoding="latin1")
             chunks.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(entry["labels"], dtype=np.int64))
         except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError, IndexError) as err:
             raise DataError(f"not a CIFAR-10 batch file: {path} ({err})") from None
-    return np.concatenate(chunks).transpose(0, 2, 3, 1)
+    return np.concatenate(chunks).transpose(0, 2, 3, 1), np.concatenate(labels)
 
 
-def _read_npz(path: Path) -> np.ndarray:
-    """The ``images`` array of an ``.npz`` archive; any damage (empty, truncated, not an archive, no such array,
+def _read_npz(path: Path, name: str = "images") -> np.ndarray:
+    """The ``name`` array of an ``.npz`` archive; any damage (empty, truncated, not an archive, no such array,
     objects instead of numbers) is one :class:`DataError`."""
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise DataError(f"{path} is not an .npz archive of arrays")
         with archive:
-            if "images" not in archive.files:
-                raise DataError(f"{path} holds no 'images' array (it has {sorted(archive.files)})")
-            return archive["images"]
+            if name not in archive.files:
+                raise DataError(f"{path} holds no {name!r} array (it has {sorted(archive.files)})")
+            return archive[name]
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, TypeError) as err:
         reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
-        raise DataError(f"cannot read images from {path}: {reason}") from None
+        raise DataError(f"cannot read {name} from {path}: {reason}") from None
 
 
-def load_cifar10(split: str, data_dir: str | Path | None = None, download: bool = False) -> torch.Tensor:
-    """CIFAR-10 HR images of one split as uint8 (N, 3, 32, 32).
+def _labels_tensor(labels: np.ndarray, count: int, source: str | Path) -> torch.Tensor:
+    labels = np.asarray(labels)
+    valid = labels.shape == (count,) and labels.dtype.kind in "iu"
+    if not valid or (count and not 0 <= labels.min() <= labels.max() < 10):
+        raise DataError(f"{source} does not hold one CIFAR-10 class (0-9) per image")
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def load_cifar10_labeled(
+    split: str, data_dir: str | Path | None = None, download: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 HR images of one split as uint8 (N, 3, 32, 32) and their classes, int64 (N,).
 
     ``data_dir`` may hold ``cifar10_{split}.npz``, a ``cifar-10-batches-py`` folder, or be that folder itself.
     With ``download=True`` torchvision fetches the official archive into ``data_dir`` first.
@@ -87,16 +98,25 @@ def load_cifar10(split: str, data_dir: str | Path | None = None, download: bool 
     if download:
         from torchvision.datasets import CIFAR10
 
-        return hwc_to_tensor(CIFAR10(str(root), train=split == "train", download=True).data)
-    if (root / f"cifar10_{split}.npz").is_file():
-        return hwc_to_tensor(_read_npz(root / f"cifar10_{split}.npz"), root / f"cifar10_{split}.npz")
+        dataset = CIFAR10(str(root), train=split == "train", download=True)
+        return hwc_to_tensor(dataset.data), _labels_tensor(np.asarray(dataset.targets), len(dataset.data), root)
+    npz = root / f"cifar10_{split}.npz"
+    if npz.is_file():
+        images = hwc_to_tensor(_read_npz(npz), npz)
+        return images, _labels_tensor(_read_npz(npz, "labels"), len(images), npz)
     for folder in (root / "cifar-10-batches-py", root):
         if (folder / "batches.meta").is_file() or (folder / "test_batch").is_file():
-            return hwc_to_tensor(_read_cifar_batches(folder, split))
+            images, labels = _read_cifar_batches(folder, split)
+            return hwc_to_tensor(images), _labels_tensor(labels, len(images), folder)
     raise DataError(
         f"no CIFAR-10 found in {root}: expected cifar10_{split}.npz or a cifar-10-batches-py folder "
         "(pass --download to fetch it)"
     )
+
+
+def load_cifar10(split: str, data_dir: str | Path | None = None, download: bool = False) -> torch.Tensor:
+    """CIFAR-10 HR images of one split as uint8 (N, 3, 32, 32); see :func:`load_cifar10_labeled`."""
+    return load_cifar10_labeled(split, data_dir, download)[0]
 
 
 def default_data_dir() -> Path:
@@ -107,6 +127,12 @@ def load_bundled_sample() -> torch.Tensor:
     """The first 64 CIFAR-10 test images shipped with the package, uint8 (64, 3, 32, 32)."""
     with resources.as_file(resources.files("pyro_sr.assets") / "cifar10_test_sample.npz") as path:
         return hwc_to_tensor(_read_npz(path))
+
+
+def load_bundled_labels() -> torch.Tensor:
+    """The CIFAR-10 classes of :func:`load_bundled_sample`'s images, int64 (64,)."""
+    with resources.as_file(resources.files("pyro_sr.assets") / "cifar10_test_sample.npz") as path:
+        return _labels_tensor(_read_npz(path, "labels"), 64, path)
 
 
 def train_val_split(
