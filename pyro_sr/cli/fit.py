@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pyro_sr.cli.args import (
     HelpFormatter,
+    add_cifar_dir_args,
     add_data_args,
     add_degradation_args,
     count,
@@ -19,14 +20,17 @@ from pyro_sr.cli.args import (
 )
 from pyro_sr.common import check_writable_dir, seed_everything, set_threads
 from pyro_sr.data.augment import AUGMENTATION_HELP, AUGMENTATIONS, augmentations_from_names
+from pyro_sr.data.datasets import load_cifar10_labeled, train_val_split
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
 from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+from pyro_sr.models.judge import JudgeConfig
 from pyro_sr.training.annealing import SCHEDULES
 from pyro_sr.training.cnn import cnn_config_for, fit_cnn, train_config_for
 from pyro_sr.training.data import training_data
 from pyro_sr.training.distributed import from_environment
 from pyro_sr.training.elbo import ELBOS
+from pyro_sr.training.judge import JudgeTrainConfig, fit_judge
 from pyro_sr.training.precision import PRECISION_HELP, PRECISIONS
 from pyro_sr.training.run import run_meta, stored_epochs
 from pyro_sr.training.svi import SVIConfig, fit_vae
@@ -173,6 +177,26 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     )
     hvae.set_defaults(func=run_fit_hvae)
 
+    judge = fit_sub.add_parser(
+        "judge",
+        parents=[common],
+        help="train the CIFAR-10 classifier that judges super-resolutions (accuracy, classifier-KID/FID)",
+        formatter_class=HelpFormatter,
+    )
+    add_cifar_dir_args(judge)
+    judge.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl and checkpoint.pt")
+    judge.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    judge.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    judge.add_argument("--epochs", type=count, help=f"default: {JudgeTrainConfig.epochs}")
+    judge.add_argument("--batch-size", type=count, help=f"default: {JudgeTrainConfig.batch_size}")
+    judge.add_argument("--lr", type=positive, help=f"peak of the triangular schedule (default: {JudgeTrainConfig.lr})")
+    judge.add_argument("--precision", choices=PRECISIONS, help=f"{PRECISION_HELP} (default: auto)")
+    judge.add_argument("--seed", type=natural, help=f"default: {JudgeTrainConfig.seed}")
+    judge.add_argument(
+        "--widths", type=count, nargs="+", metavar="W", help=f"stem and stage widths (default: {JudgeConfig.widths})"
+    )
+    judge.set_defaults(func=run_fit_judge)
+
 
 def _given(args: argparse.Namespace, *names: str) -> dict:
     """The options among ``names`` that were given (not None)."""
@@ -272,3 +296,27 @@ def run_fit_hvae(args: argparse.Namespace) -> int:
         return _fit_svi(args, lambda: HierarchicalVAE(config))
     base = load_trained_cnn(args.base, "--base", degradation(args))
     return _fit_svi(args, lambda: HierarchicalVAE.refining(base.model, config))
+
+
+def run_fit_judge(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
+    _prepare_run(args)
+    config = JudgeTrainConfig(**_given(args, "epochs", "batch_size", "lr", "precision", "seed"))
+    model_config = JudgeConfig(**({"widths": tuple(args.widths)} if args.widths else {}))
+    images, labels = load_cifar10_labeled("train", args.data_dir, args.download)
+    train_idx, val_idx = train_val_split(len(images), args.val_size)
+    meta = {"data": "cifar10 train", "val_size": args.val_size, "command": args.command_line}
+    history = fit_judge(
+        model_config,
+        config,
+        (images[train_idx], labels[train_idx]),
+        (images[val_idx], labels[val_idx]),
+        args.out,
+        device=args.device,
+        resume=args.resume,
+        meta=meta,
+        progress=not args.quiet,
+    )
+    if history:
+        print(json.dumps(history[-1]))
+    return 0

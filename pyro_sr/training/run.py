@@ -106,7 +106,7 @@ def open_run(run_dir: Path, resume: bool, kind: str, model_config: dict) -> dict
             raise CheckpointError(f"{path} exists; pass --resume to continue it or choose another --out")
         return None
     state = load_checkpoint(path)
-    same_kind = model_kind(str(state.get("kind"))) == model_kind(kind) if state.get("kind") else False
+    same_kind = _kind_name(state.get("kind")) == _kind_name(kind)
     if not same_kind or state.get("model_config") != model_config:
         raise CheckpointError(f"{path} was written for another model; cannot resume with this one")
     if from_environment().is_main:
@@ -184,6 +184,17 @@ def _json_line(record: dict[str, Any]) -> str:
     """One strict-JSON line: a non-finite number (which JSON cannot hold) is written as null."""
     clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
     return json.dumps(clean, allow_nan=False) + "\n"
+
+
+def _kind_name(kind: object) -> str | None:
+    """A registered super-resolver kind by its current name (legacy names included); another run's (the judge's)
+    as it is."""
+    if not kind:
+        return None
+    try:
+        return model_kind(str(kind)).name
+    except ValueError:
+        return str(kind)
 
 
 def close_epoch(
