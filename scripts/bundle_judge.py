@@ -26,7 +26,7 @@ def main() -> int:
     args = parser.parse_args()
     checkpoint = args.run / "best.pt" if args.run.is_dir() else args.run
     judge = load_judge(checkpoint).judge
-    images, labels = load_cifar10_labeled("test", args.data_dir)
+    images, labels = load_cifar10_labeled("test", args.data_dir, labels_required=True)
     metrics = {
         "cifar10_test_images": len(images),
         "cifar10_test_accuracy": judge_accuracy(judge, images, labels),

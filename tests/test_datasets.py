@@ -198,7 +198,9 @@ def test_labels_come_with_the_images_in_every_layout(tmp_path, fake_cifar_batche
     with pytest.raises(DataError, match="one CIFAR-10 class"):
         load_cifar10_labeled("test", npz)
     np.savez_compressed(npz / "cifar10_test.npz", images=hwc)
+    assert load_cifar10_labeled("test", npz)[1] is None  # images alone still serve every super-resolver
+    assert load_pairs("cifar10", "test", Degradation(), npz).labels is None
     with pytest.raises(DataError, match="no 'labels' array"):
-        load_cifar10_labeled("test", npz)
+        load_cifar10_labeled("test", npz, labels_required=True)
     bundled = load_bundled_labels()
     assert bundled.shape == (64,) and bundled.dtype == torch.int64 and len(set(bundled.tolist())) == 10

@@ -48,5 +48,25 @@ def test_several_samples_per_image_and_too_few_images(bundled):
     for _ in range(3):  # e.g. three single samples of each image
         metrics.update(hr, labels)
     assert metrics.result()["classifier_accuracy"] == loaded.metrics["bundled_sample_accuracy"]
-    with pytest.raises(ValueError, match="at least 2 HR images"):
+    with pytest.raises(ValueError, match="at least 2 SR outputs and 2 HR images"):
         RealismMetrics(loaded.judge).result()
+    one = RealismMetrics(loaded.judge)
+    one.update_real(hr)
+    one.update(hr[:1], labels[:1])
+    with pytest.raises(ValueError, match="at least 2 SR outputs"):
+        one.result()
+
+
+def test_uint8_images_score_as_their_float_values_and_reset_keeps_the_hr_features(bundled):
+    loaded, hr, labels = bundled
+    noisy = (hr + 0.1 * torch.randn(hr.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    metrics = RealismMetrics(loaded.judge)
+    metrics.update_real((hr * 255).round().to(torch.uint8))  # what the data sets hold
+    metrics.update(noisy, labels)
+    first = metrics.result()
+    assert first == pytest.approx(scores(loaded.judge, hr, noisy, labels), rel=1e-4, abs=1e-6)
+    metrics.reset()
+    metrics.update(noisy, labels)
+    assert metrics.result() == first  # the HR features stayed, the SR outputs were forgotten
+    with pytest.raises(ValueError, match="uint8 or float"):
+        metrics.update(hr.long(), labels)

@@ -303,7 +303,7 @@ def run_fit_judge(args: argparse.Namespace) -> int:
     _prepare_run(args)
     config = JudgeTrainConfig(**_given(args, "epochs", "batch_size", "lr", "precision", "seed"))
     model_config = JudgeConfig(**({"widths": tuple(args.widths)} if args.widths else {}))
-    images, labels = load_cifar10_labeled("train", args.data_dir, args.download)
+    images, labels = load_cifar10_labeled("train", args.data_dir, args.download, labels_required=True)
     train_idx, val_idx = train_val_split(len(images), args.val_size)
     meta = {"data": "cifar10 train", "val_size": args.val_size, "command": args.command_line}
     history = fit_judge(

@@ -58,14 +58,16 @@ def _read_cifar_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndarra
     return np.concatenate(chunks).transpose(0, 2, 3, 1), np.concatenate(labels)
 
 
-def _read_npz(path: Path, name: str = "images") -> np.ndarray:
-    """The ``name`` array of an ``.npz`` archive; any damage (empty, truncated, not an archive, no such array,
-    objects instead of numbers) is one :class:`DataError`."""
+def _read_npz(path: Path, name: str = "images", optional: bool = False) -> np.ndarray | None:
+    """The ``name`` array of an ``.npz`` archive (None if it has none and it is ``optional``); any damage (empty,
+    truncated, not an archive, no such array, objects instead of numbers) is one :class:`DataError`."""
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise DataError(f"{path} is not an .npz archive of arrays")
         with archive:
+            if name not in archive.files and optional:
+                return None
             if name not in archive.files:
                 raise DataError(f"{path} holds no {name!r} array (it has {sorted(archive.files)})")
             return archive[name]
@@ -85,9 +87,11 @@ def _labels_tensor(labels: np.ndarray, count: int, source: str | Path) -> torch.
 
 
 def load_cifar10_labeled(
-    split: str, data_dir: str | Path | None = None, download: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """CIFAR-10 HR images of one split as uint8 (N, 3, 32, 32) and their classes, int64 (N,).
+    split: str, data_dir: str | Path | None = None, download: bool = False, labels_required: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """CIFAR-10 HR images of one split as uint8 (N, 3, 32, 32) and their classes, int64 (N,), or None for an
+    ``.npz`` that holds only images (which every super-resolver accepts; the judge needs the classes: with
+    ``labels_required`` such an ``.npz`` is an error).
 
     ``data_dir`` may hold ``cifar10_{split}.npz``, a ``cifar-10-batches-py`` folder, or be that folder itself.
     With ``download=True`` torchvision fetches the official archive into ``data_dir`` first.
@@ -103,7 +107,8 @@ def load_cifar10_labeled(
     npz = root / f"cifar10_{split}.npz"
     if npz.is_file():
         images = hwc_to_tensor(_read_npz(npz), npz)
-        return images, _labels_tensor(_read_npz(npz, "labels"), len(images), npz)
+        labels = _read_npz(npz, "labels", optional=not labels_required)
+        return images, None if labels is None else _labels_tensor(labels, len(images), npz)
     for folder in (root / "cifar-10-batches-py", root):
         if (folder / "batches.meta").is_file() or (folder / "test_batch").is_file():
             images, labels = _read_cifar_batches(folder, split)
@@ -147,15 +152,27 @@ def train_val_split(
 
 @dataclass
 class PairedImages:
-    """HR images kept as uint8 and their LR inputs precomputed once by the degradation."""
+    """HR images kept as uint8 and their LR inputs precomputed once by the degradation; for CIFAR-10 also the
+    images' classes, which the realism judge scores SR outputs against."""
 
     hr: torch.Tensor  # uint8 (N, 3, H, W)
     lr: torch.Tensor  # float32 (N, 3, H / scale, W / scale)
+    labels: torch.Tensor | None = None  # int64 (N,) CIFAR-10 classes, where known
+
+    def __post_init__(self) -> None:
+        if self.labels is not None and self.labels.shape != (len(self.hr),):
+            raise DataError(f"expected one label per image ({len(self.hr)}), got shape {tuple(self.labels.shape)}")
 
     @classmethod
-    def from_hr(cls, hr_uint8: torch.Tensor, degradation: Degradation, chunk: int = 4096) -> PairedImages:
+    def from_hr(
+        cls,
+        hr_uint8: torch.Tensor,
+        degradation: Degradation,
+        chunk: int = 4096,
+        labels: torch.Tensor | None = None,
+    ) -> PairedImages:
         lr = torch.cat([degradation(to_float(hr_uint8[i : i + chunk])) for i in range(0, len(hr_uint8), chunk)])
-        return cls(hr_uint8, lr)
+        return cls(hr_uint8, lr, labels)
 
     def __len__(self) -> int:
         return len(self.hr)
@@ -164,7 +181,8 @@ class PairedImages:
         return self.lr[index], to_float(self.hr[index : index + 1])[0]
 
     def subset(self, indices: torch.Tensor) -> PairedImages:
-        return PairedImages(self.hr[indices], self.lr[indices])
+        labels = self.labels[indices] if self.labels is not None else None
+        return PairedImages(self.hr[indices], self.lr[indices], labels)
 
     def first(self, count: int | None) -> PairedImages:
         """The first ``count`` pairs (all of them for None), as ``--limit`` takes them."""
@@ -263,15 +281,17 @@ def load_pairs(
 ) -> PairedImages:
     """(LR, HR) pairs of a named data set: ``cifar10`` (splits train/val/test) or ``sample`` (the bundled one)."""
     if data == "sample":
-        return PairedImages.from_hr(load_bundled_sample(), degradation)
+        return PairedImages.from_hr(load_bundled_sample(), degradation, labels=load_bundled_labels())
     if data != "cifar10":
         raise DataError(f"unknown data set {data!r}; choose cifar10 or sample")
     if split == "test":
-        return PairedImages.from_hr(load_cifar10("test", data_dir, download), degradation)
+        hr, labels = load_cifar10_labeled("test", data_dir, download)
+        return PairedImages.from_hr(hr, degradation, labels=labels)
     if split not in ("train", "val"):
         raise DataError(f"unknown split {split!r}; choose train, val or test")
     if split == "val" and val_size == 0:
         raise DataError("the validation split is empty: --split val needs --val-size >= 1")
-    hr = load_cifar10("train", data_dir, download)
+    hr, labels = load_cifar10_labeled("train", data_dir, download)
     train_idx, val_idx = train_val_split(len(hr), val_size, split_seed)
-    return PairedImages.from_hr(hr[train_idx if split == "train" else val_idx], degradation)
+    idx = train_idx if split == "train" else val_idx
+    return PairedImages.from_hr(hr[idx], degradation, labels=None if labels is None else labels[idx])

@@ -18,6 +18,7 @@ from torch import nn
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per channel over the training images, the usual constants
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+JUDGE_IMAGE_SIZE = (32, 32)  # what it was trained on: the only size it judges
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ class JudgeTrainConfig:
 
 
 def judge_lr(config: JudgeTrainConfig, step: int, total_steps: int) -> float:
-    """The triangular learning rate at ``step`` (0-based) of ``total_steps``."""
+    """The triangular learning rate at ``step`` (0-based) of ``total_steps``: up linearly to about ``lr`` (exactly
+    where ``warmup_fraction * total_steps`` is a whole step) and down linearly towards 0 at the end."""
     peak = config.warmup_fraction * total_steps
     return config.lr * min((step + 1) / peak, (total_steps - step) / (total_steps - peak))
 
@@ -76,7 +77,7 @@ def judge_accuracy(judge: CIFARJudge, images: torch.Tensor, labels: torch.Tensor
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device)
         batch = to_float(batch) if batch.dtype == torch.uint8 else batch
-        correct += int((judge.classify(batch).cpu() == labels[start : start + batch_size]).sum())
+        correct += int((judge.classify(batch).cpu() == labels[start : start + batch_size].cpu()).sum())
     judge.train(was_training)
     return correct / len(images)
 
@@ -99,6 +100,8 @@ def fit_judge(
     images, labels = train
     if len(images) != len(labels) or len(images) < 1:
         raise ValueError(f"need one label per training image, got {len(images)} images and {len(labels)} labels")
+    if val is None or len(val[0]) == 0:
+        raise ValueError("the judge needs validation images (--val-size >= 1): best.pt is its best validation epoch")
     dev = resolve_device(device)
     state = open_run(run_dir, resume, JUDGE_KIND, model_config.to_dict())
     if state is not None:
@@ -136,9 +139,9 @@ def fit_judge(
             loss = F.cross_entropy(logits.float(), labels[idx].to(dev), label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
             loss_sum += loss.item() * len(idx)  # the one synchronisation a step
-            check_finite_loss(loss_sum, epoch)
+            check_finite_loss(loss_sum, epoch)  # before the step: a diverged loss never reaches the weights
+            optimizer.step()
         seconds = time.perf_counter() - started
         record = {
             "epoch": epoch,
