@@ -29,8 +29,8 @@ def main() -> int:
     args = parser.parse_args()
     degradation = degradation_of(load_checkpoint(args.checkpoint))
     test = load_pairs("cifar10", "test", degradation, args.data_dir)
-    rows = evaluate_models([args.checkpoint], test, degradation, num_samples=NUM_SAMPLES)[2:]  # after nearest, bicubic
-    keys = (*METRIC_KEYS, "diversity")
+    rows = evaluate_models([args.checkpoint], test, degradation, num_samples=NUM_SAMPLES, realism=False)[2:]
+    keys = (*METRIC_KEYS, "sample_std")  # rows[2:]: after nearest and bicubic
     scored = [{k: row[k] for k in keys if k in row} for row in rows]
     metrics = {"cifar10_test_images": len(test)}
     metrics.update(scored[0] if len(scored) == 1 else {f"mean_of_{NUM_SAMPLES}": scored[0], "one_sample": scored[1]})

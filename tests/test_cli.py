@@ -74,10 +74,29 @@ def test_evaluate_prints_and_writes_a_table(tiny_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| bicubic |" in printed and f"| {tiny_run.name} |" in printed
     report = json.loads(out.read_text())
-    assert [r["model"] for r in report["results"]] == ["nearest", "bicubic", tiny_run.name]
+    assert [r["model"] for r in report["results"]] == ["HR (the judge's ceiling)", "nearest", "bicubic", tiny_run.name]
     assert report["images"] == 16
-    bicubic = report["results"][1]
+    hr, bicubic = report["results"][0], report["results"][2]
     assert 0.005 < bicubic["mse"] < 0.02 and bicubic["ssim"] > 0.4
+    assert "classifier-KID" in printed and "mse" not in hr  # the HR row has only the judge's scores
+    assert hr["classifier_accuracy"] > bicubic["classifier_accuracy"]
+    assert bicubic["classifier_kid"] > hr["classifier_kid"] and bicubic["classifier_fid"] > hr["classifier_fid"]
+    assert main(["evaluate", "--data", "sample", "--limit", "4", "--model", str(tiny_run), "--no-realism"]) == 0
+    assert "classifier" not in capsys.readouterr().out
+
+
+def test_evaluate_reports_a_vaes_calibration_and_realism(tmp_path, capsys):
+    out, plot = tmp_path / "table.json", tmp_path / "calibration.png"
+    args = ["evaluate", "--model", "vae", "--data", "sample", "--limit", "12", "--num-samples", "4"]
+    assert main([*args, "--out", str(out), "--calibration-plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    assert "spread-skill ratio" in printed and plot.stat().st_size > 10_000
+    report = json.loads(out.read_text())
+    calibration = report["calibration"]["vae"]
+    assert calibration["images"] == 12 and calibration["num_samples"] == 4 and len(calibration["rank_shares"]) == 5
+    rows = {r["model"]: r for r in report["results"]}
+    for row in ("vae: mean of 4", "vae: one sample"):
+        assert rows[row]["sample_std"] > 0 and 0 <= rows[row]["classifier_accuracy"] <= 1
 
 
 def test_upscale_converts_any_image_mode(tiny_run, photos, tmp_path):
@@ -159,7 +178,7 @@ def test_demo_writes_grid_and_metrics_and_bundled_models_beat_bicubic(tmp_path, 
     assert rows["cnn"]["mse"] < rows["bicubic"]["mse"] < rows["nearest"]["mse"]
     for vae in ("vae", "hvae"):
         assert rows[f"{vae}: mean of 16"]["mse"] < rows["bicubic"]["mse"]
-        assert rows[f"{vae}: one sample"]["lr_psnr"] > 35 and rows[f"{vae}: one sample"]["diversity"] > 0
+        assert rows[f"{vae}: one sample"]["lr_psnr"] > 35 and rows[f"{vae}: one sample"]["sample_std"] > 0
 
 
 FOLDER_FIT_SIZES = {

@@ -7,9 +7,15 @@ import torch
 from pyro_sr.cli import main
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.diagnostics.fit import active_units, pareto_k, variational_fit
-from pyro_sr.diagnostics.predictive import interval_coverage
+from pyro_sr.diagnostics.fit import active_units, variational_fit
 from pyro_sr.diagnostics.report import DiagnoseConfig, diagnose
+from pyro_sr.evaluation.importance import (
+    effective_sample_size,
+    format_pareto_k,
+    largest_weight_share,
+    pareto_k,
+    weight_diagnostics,
+)
 from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
 from pyro_sr.training.svi import SVIConfig, fit_vae
 
@@ -50,6 +56,21 @@ def test_pareto_k_is_computed_per_image():
     assert np.isnan(pareto_k(np.zeros((3, 5)))).all()  # too few draws for a tail fit
 
 
+def test_weight_diagnostics_say_how_many_draws_count_and_cap_k_hat():
+    equal = torch.zeros(3, 64)
+    one = torch.full((3, 64), -50.0)
+    one[:, 7] = 0.0  # one weight holds all the mass
+    assert effective_sample_size(equal) == pytest.approx(torch.full((3,), 64.0))
+    assert effective_sample_size(one) == pytest.approx(torch.ones(3), abs=1e-6)
+    assert largest_weight_share(one) == pytest.approx(torch.ones(3), abs=1e-6)
+    rng = np.random.default_rng(0)
+    heavy = torch.from_numpy(np.log(1 / rng.uniform(size=(4, 200)) ** 1.5))  # k near 1.5: "very bad"
+    summary = weight_diagnostics(heavy)
+    assert summary["share_k_above_1"] > 0.5 and summary["pareto_k_median"] <= 1.0 + 1e-6
+    assert format_pareto_k(1.4) == "> 1" and format_pareto_k(0.53) == "0.53" and format_pareto_k(float("nan")) == "-"
+    assert np.isnan(weight_diagnostics(equal[:, :5])["pareto_k_median"])  # too few draws
+
+
 def test_nested_bounds_grow_with_k(trained_run, pairs):
     _, vae = trained_run
     fit = variational_fit(vae, pairs.subset(torch.arange(12)), ks=(1, 8, 32), batch_size=5)
@@ -70,26 +91,20 @@ def test_collapsed_group_is_detected(pairs):
             p.zero_()
     units = active_units(vae, pairs.subset(torch.arange(32)))
     assert units.collapsed() == ["z3"]
-    assert units.active["z3"] == 0 and units.kl["z3"] == pytest.approx(0.0, abs=1e-6)
+    assert units.active["z3"] == 0 and units.informative["z3"] == 0 and units.kl["z3"] == pytest.approx(0.0, abs=1e-6)
     assert units.active["z1"] > 0 and units.units["z4"] == 2 * 32 * 32
-
-
-def test_interval_coverage_is_calibrated_for_draws_from_the_truths_distribution():
-    gen = torch.Generator().manual_seed(0)
-    draws = torch.randn(400, 2000, generator=gen)
-    truth = torch.randn(2000, generator=gen)
-    coverage = interval_coverage(draws, truth, (0.5, 0.9))
-    assert coverage == pytest.approx([0.5, 0.9], abs=0.04)
-    assert interval_coverage(draws * 0.1, truth, (0.5,))[0] < 0.1  # an overconfident model covers far less
 
 
 def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_path):
     run, _ = trained_run
     summary = diagnose(
-        run, pairs, tmp_path / "report", config=DiagnoseConfig(images=12, ks=(1, 4, 24), ppc_images=2, ppc_samples=8)
+        run,
+        pairs,
+        tmp_path / "report",
+        config=DiagnoseConfig(images=12, ks=(1, 4, 24), ppc_images=2, ppc_samples=8, calibration_samples=6),
     )
     text = summary.read_text()
-    for expected in ("## Training", "| z4 |", "Pareto k̂ per image", "## Posterior predictive calibration"):
+    for expected in ("## Training", "| z4 |", "Pareto k̂ per image", "## Calibration", "samples (what"):
         assert expected in text
     for figure in ("training_curves.png", "group_kl.png", "variational_fit.png", "calibration.png", "predictive.png"):
         assert (tmp_path / "report" / figure).stat().st_size > 1000
@@ -98,6 +113,8 @@ def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_pa
     assert idata.posterior_predictive.hr.shape == (1, 8, 2, 3, 32, 32)
     assert idata.observed_data.hr.shape == (2, 3, 32, 32)
     assert idata.sample_stats.elbo.shape == (1, 6)  # 2 epochs x 3 steps
+    assert idata.calibration.samples_rank_share.shape == (7,) and idata.calibration.attrs["images"] == 12
+    assert float(idata.calibration.predictive_rank_share.sum()) == pytest.approx(1.0)
     assert np.allclose(idata.importance_weights.iwae_k1.values, idata.importance_weights.log_weight.values[:, 0])
 
 

@@ -242,6 +242,9 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
     assert main(likelihood) == 0
     table = capsys.readouterr().out
     assert "IWAE, K=3" in table and "ELBO" in table and "Normal around the prediction" in table
+    rows = [line.split("|") for line in table.splitlines()]
+    elbo_bits, iwae_bits = (float(r[4]) for r in rows if len(r) > 4 and r[2].strip() in ("ELBO", "IWAE, K=3"))
+    assert elbo_bits >= iwae_bits  # both from the same draws: the IWAE bound is the tighter
     assert main(likelihood) == 0
     assert capsys.readouterr().out == table  # seeded: the same draws every run
 

@@ -29,6 +29,23 @@ def test_sampling_is_chunked_and_temperature_controls_diversity():
         sample_super_resolutions(vae, lr, 0)
 
 
+def test_temperature_zero_puts_every_latent_at_its_prior_mean():
+    from pyro_sr.models.cnn import CNNConfig, build_cnn
+    from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+
+    torch.manual_seed(0)
+    hvae = HierarchicalVAE.refining(
+        build_cnn(CNNConfig(channels=8, blocks=1)), HVAEConfig(channels=16, min_channels=8, lr_blocks=1)
+    )
+    lr = torch.rand(2, 3, 8, 8)
+    for vae in (seeded_vae(), hvae):
+        zero = sample_super_resolutions(vae, lr, 3, temperature=0.0)
+        assert torch.equal(zero[0], zero[1]) and torch.equal(zero[0], zero[2])  # one path: the prior means
+        assert not torch.equal(zero[0], sample_super_resolutions(vae, lr, 1, temperature=0.5)[0])
+        with pytest.raises(ValueError, match=">= 0"):
+            sample_super_resolutions(vae, lr, 2, temperature=-0.1)
+
+
 def test_the_hvae_base_runs_once_per_image_and_the_samples_are_those_of_its_model():
     from pyro.infer import Predictive
 

@@ -65,7 +65,12 @@ def sampling_parent() -> argparse.ArgumentParser:
     parent.add_argument(
         "--num-samples", type=count, help=f"samples per image of a probabilistic model (default: {DEFAULT_NUM_SAMPLES})"
     )
-    parent.add_argument("--temperature", type=positive, default=1.0, help="scale of the prior (default: 1.0)")
+    parent.add_argument(
+        "--temperature",
+        type=nonnegative,
+        default=1.0,
+        help="scale of the prior; 0 puts every latent at its prior mean (default: 1.0)",
+    )
     parent.add_argument("--seed", type=natural, default=0, help="random seed of the samples (default: 0)")
     parent.add_argument(
         "--lr-consistent",

@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         "--images",
         type=count,
         default=DEFAULTS.images,
-        help="images for the variational fit and active units (default: %(default)s)",
+        help="images for the variational fit, active units and calibration (default: %(default)s)",
     )
     dg.add_argument(
         "--iw-samples",
@@ -42,13 +42,19 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         "--ppc-images",
         type=count,
         default=DEFAULTS.ppc_images,
-        help="images for predictive checks (default: %(default)s)",
+        help="images shown in the predictive figure (default: %(default)s)",
     )
     dg.add_argument(
         "--ppc-samples",
         type=count,
         default=DEFAULTS.ppc_samples,
         help="predictive draws per image (default: %(default)s)",
+    )
+    dg.add_argument(
+        "--calibration-samples",
+        type=count,
+        default=DEFAULTS.calibration_samples,
+        help="draws per image for the calibration over all --images (default: %(default)s)",
     )
     dg.add_argument("--seed", type=natural, default=0, help="random seed (default: %(default)s)")
     dg.add_argument(
@@ -69,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         ks=tuple(args.iw_samples),
         ppc_images=args.ppc_images,
         ppc_samples=args.ppc_samples,
+        calibration_samples=args.calibration_samples,
         seed=args.seed,
     )
     print(f"wrote {diagnose(args.model, pairs, args.out, config, dev)}")

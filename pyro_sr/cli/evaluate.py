@@ -8,6 +8,7 @@ from pathlib import Path
 from pyro_sr.cli.args import add_data_args, add_degradation_args, add_model_arg, count, degradation
 from pyro_sr.common import seed_everything, set_threads, write_json
 from pyro_sr.data.datasets import load_pairs
+from pyro_sr.evaluation.calibration import Calibration, format_calibration_table, plot_calibration
 from pyro_sr.evaluation.evaluate import evaluate_models, format_table
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES
 from pyro_sr.predict.self_ensemble import ENSEMBLE_HELP
@@ -19,7 +20,16 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     add_data_args(ev, ("train", "val", "test"), "test", ("cifar10", "sample"))
     add_degradation_args(ev)
     ev.add_argument("--limit", type=count, help="only the first N images")
-    ev.add_argument("--out", type=Path, help="also write the table as JSON here")
+    ev.add_argument("--out", type=Path, help="also write the table and the VAEs' calibration as JSON here")
+    ev.add_argument(
+        "--no-realism",
+        action="store_true",
+        help="skip the bundled CIFAR-10 judge's classifier accuracy, classifier-KID and classifier-FID "
+        "(only computed for labelled 32x32 CIFAR-10 images; slow: three judge passes per output)",
+    )
+    ev.add_argument(
+        "--calibration-plot", type=Path, metavar="PNG", help="write the VAEs' calibration figure here (K >= 2)"
+    )
     ev.add_argument(
         "--self-ensemble",
         action="store_true",
@@ -33,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     deg = degradation(args)
     pairs = load_pairs(args.data, args.split, deg, args.data_dir, args.download, args.val_size).first(args.limit)
+    calibrations: dict[str, Calibration] = {}
     rows = evaluate_models(
         args.models,
         pairs,
@@ -42,10 +53,18 @@ def run(args: argparse.Namespace) -> int:
         args.temperature,
         args.lr_consistent,
         args.self_ensemble,
+        realism=not args.no_realism,
+        calibrations=calibrations,
     )
     print(format_table(rows))
+    if calibrations:
+        print(f"\n{format_calibration_table(calibrations)}")
+    if args.calibration_plot and calibrations:
+        plot_calibration(calibrations, args.calibration_plot)
+        print(f"wrote {args.calibration_plot}")
     if args.out:
         report = {"data": args.data, "split": args.split, "images": len(pairs), "degradation": vars(deg)}
-        write_json(args.out, {**report, "results": rows})
+        calibration = {name: cal.to_dict() for name, cal in calibrations.items()}
+        write_json(args.out, {**report, "results": rows, "calibration": calibration})
         print(f"wrote {args.out}")
     return 0

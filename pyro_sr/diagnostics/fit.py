@@ -1,15 +1,8 @@
-"""How well the variational posterior fits: the ELBO–IWAE gap, Pareto k̂ of the importance weights per image,
-and active latent units per group.
-
-Pareto k̂ (PSIS, Yao et al. 2018) is the shape of a generalised Pareto distribution fitted to the largest
-importance weights p(hr, z) / q(z | hr, lr), z ~ q. It is computed per image, over that image's K draws: each
-image has its own posterior, so pooling weights across images would mix unrelated distributions. Above 0.7 the
-importance-weighted estimates of that image are unreliable and q misses parts of the posterior.
-"""
+"""How well the variational posterior fits: the ELBO–IWAE gap, Pareto k̂ of the importance weights per image
+(``pyro_sr.evaluation.importance``), and active latent units per group."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,37 +10,13 @@ import torch
 
 from pyro_sr.common import progress
 from pyro_sr.data.datasets import PairedImages
+from pyro_sr.evaluation.importance import PARETO_K_BAD, pareto_k
 from pyro_sr.evaluation.likelihood import dequantized_batches, iwae_bound, log_importance_weights
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.models.traces import paired_traces, sample_sites
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Cov_x(E_q[z_u]) above this makes unit u active
-PARETO_K_BAD = 0.7
-MIN_DRAWS_FOR_K = 20  # fewer draws leave no tail to fit
-
-
-def import_arviz():
-    """ArviZ without its import-time notice about the coming 1.0 refactor (we pin < 1.0), which would otherwise
-    print on every ``pyro-sr diagnose``."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor", category=FutureWarning)
-        import arviz
-
-    return arviz
-
-
-def pareto_k(log_weights: np.ndarray) -> np.ndarray:
-    """PSIS k̂ of each row of (N, K) log importance weights (ArviZ's ``psislw``, one fit per row); NaN when
-    K < 20."""
-    az = import_arviz()
-
-    log_weights = np.asarray(log_weights, dtype=np.float64)
-    if log_weights.ndim != 2:
-        raise ValueError(f"expected (images, draws) log weights, got shape {log_weights.shape}")
-    if log_weights.shape[1] < MIN_DRAWS_FOR_K:
-        return np.full(len(log_weights), np.nan)
-    _, khat = az.psislw(log_weights)
-    return np.asarray(khat, dtype=np.float64).reshape(len(log_weights))
+UNIT_KL_FLOOR = 0.01  # nats per image: a unit below it carries (almost) no information about the HR image
 
 
 @dataclass
@@ -88,9 +57,11 @@ def variational_fit(
 
 @dataclass
 class ActiveUnits:
-    """Per latent group: active units, all units, and the mean KL (nats per image)."""
+    """Per latent group: active units (against the prior), units that carry KL, all units, and the mean KL
+    (nats per image)."""
 
     active: dict[str, int]
+    informative: dict[str, int]
     units: dict[str, int]
     kl: dict[str, float]
 
@@ -99,25 +70,37 @@ class ActiveUnits:
         return [name for name in self.units if self.active[name] == 0 or self.kl[name] < kl_floor]
 
 
+def _normal_moments(fn) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-unit mean and standard deviation of a latent site's distribution, flattened per image."""
+    return fn.mean.double().flatten(1), fn.stddev.double().flatten(1)
+
+
 @torch.no_grad()
 def active_units(vae: VariationalSR, pairs: PairedImages, device: torch.device | str = "cpu", batch_size: int = 250):
-    """Count units whose posterior mean varies across images (variance > 0.01) per latent site, with each
-    site's mean analytic KL, from one guide pass per batch."""
-    sums: dict[str, torch.Tensor] = {}
-    squares: dict[str, torch.Tensor] = {}
-    kls: dict[str, float] = {}
+    """Per latent site, from one guide pass per batch: the units whose posterior mean moves away from the prior's
+    by an amount that varies across images (Var_x((E_q[z_u] - E_p[z_u]) / sd_p[z_u]) > 0.01, Burda et al.'s
+    criterion taken relative to the prior), the units whose mean KL exceeds 0.01 nats, and the site's mean KL.
+
+    Relative to the prior, because the prior is conditioned on the LR image: a group whose posterior equals its
+    prior has E_q[z] = E_p[z | LR], which varies with the image, so Var_x(E_q[z]) alone counts it as active."""
+    shift_sums: dict[str, torch.Tensor] = {}
+    shift_squares: dict[str, torch.Tensor] = {}
+    unit_kls: dict[str, torch.Tensor] = {}
     for lr, hr in progress(pairs.batches(batch_size, device=device), pairs.num_batches(batch_size), "active units"):
         guide_trace, model_trace = paired_traces(vae, lr, hr)
         for name, site in sample_sites(guide_trace):
-            mean = site["fn"].mean.double().flatten(1)
-            sums[name] = sums.get(name, 0) + mean.sum(0)
-            squares[name] = squares.get(name, 0) + (mean**2).sum(0)
-            kl = torch.distributions.kl_divergence(site["fn"], model_trace.nodes[name]["fn"])
-            kls[name] = kls.get(name, 0.0) + float(kl.sum())
+            mean_q, sd_q = _normal_moments(site["fn"])
+            mean_p, sd_p = _normal_moments(model_trace.nodes[name]["fn"])
+            shift = (mean_q - mean_p) / sd_p
+            kl = torch.log(sd_p / sd_q) + (sd_q**2 + (mean_q - mean_p) ** 2) / (2 * sd_p**2) - 0.5
+            shift_sums[name] = shift_sums.get(name, 0) + shift.sum(0)
+            shift_squares[name] = shift_squares.get(name, 0) + (shift**2).sum(0)
+            unit_kls[name] = unit_kls.get(name, 0) + kl.sum(0)
     n = len(pairs)
-    variance = {name: squares[name] / n - (sums[name] / n) ** 2 for name in sums}
+    variance = {name: shift_squares[name] / n - (shift_sums[name] / n) ** 2 for name in shift_sums}
     return ActiveUnits(
         active={name: int((v > ACTIVE_UNIT_THRESHOLD).sum()) for name, v in variance.items()},
+        informative={name: int((kl / n > UNIT_KL_FLOOR).sum()) for name, kl in unit_kls.items()},
         units={name: v.numel() for name, v in variance.items()},
-        kl={name: kls[name] / n for name in kls},
+        kl={name: float(kl.sum()) / n for name, kl in unit_kls.items()},
     )

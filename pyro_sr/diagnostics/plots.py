@@ -1,4 +1,4 @@
-"""The diagnostic figures: training curves, per-group KL, the variational fit and calibration."""
+"""The diagnostic figures: training curves, per-group KL and the variational fit (calibration: ``evaluation``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pyro_sr.diagnostics.fit import MIN_DRAWS_FOR_K, PARETO_K_BAD, VariationalFit
+from pyro_sr.diagnostics.fit import VariationalFit
+from pyro_sr.evaluation.importance import MIN_DRAWS_FOR_K, PARETO_K_BAD
 from pyro_sr.predict.figures import pyplot, save_figure
 
 
@@ -85,21 +86,4 @@ def plot_variational_fit(fit: VariationalFit, path: Path) -> None:
     else:
         axes[2].text(0.5, 0.5, f"k̂ needs K >= {MIN_DRAWS_FOR_K}", ha="center", va="center")
         axes[2].set_axis_off()
-    save_figure(fig, path)
-
-
-def plot_calibration(levels: tuple[float, ...], coverage: np.ndarray, path: Path) -> None:
-    """Coverage of the per-pixel central predictive intervals against their nominal level."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 4))
-    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
-    ax.plot(levels, coverage, "o-", label="model")
-    ax.set(
-        title="per-pixel predictive calibration",
-        xlabel="nominal central interval",
-        ylabel="share of HR pixels inside",
-        xlim=(0, 1),
-        ylim=(0, 1),
-    )
-    ax.legend()
     save_figure(fig, path)

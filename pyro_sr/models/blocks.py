@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +17,14 @@ def split_loc_scale(params: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, t
     whatever the network computed in: log-probabilities and KLs are always taken in fp32."""
     loc, raw = params.float().chunk(2, dim=dim)
     return loc, F.softplus(raw) + MIN_SCALE
+
+
+def tempered_prior(loc: torch.Tensor, scale: torch.Tensor, temperature: float):
+    """The prior Normal(loc, scale) with its scale multiplied by ``temperature``; at temperature 0 a point mass at
+    the mean (every latent at its prior mean: the sampler's most typical path), which Normal cannot express."""
+    if temperature < 0:
+        raise ValueError(f"the temperature must be >= 0, got {temperature}")
+    return dist.Normal(loc, scale * temperature) if temperature > 0 else dist.Delta(loc)
 
 
 def full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:

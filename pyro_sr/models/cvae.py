@@ -28,6 +28,7 @@ from pyro_sr.models.blocks import (
     conv3x3,
     full_precision,
     split_loc_scale,
+    tempered_prior,
 )
 from pyro_sr.models.kl_weight import kl_weight
 from pyro_sr.models.likelihoods import per_channel_normal
@@ -157,7 +158,7 @@ class ConditionalVAE(nn.Module):
             loc, scale = self.prior(lr, features)
             with kl_weight(beta):
                 # p(z | LR)
-                z = pyro.sample("z", dist.Normal(loc, scale * temperature).to_event(self.latent_event_dim))
+                z = pyro.sample("z", tempered_prior(loc, scale, temperature).to_event(self.latent_event_dim))
             sr = pyro.deterministic("sr", self.decode(z, lr, features), event_dim=3)
             # p(HR | z, LR)
             return pyro.sample("hr", per_channel_normal(sr, self.log_hr_scale), obs=hr)

@@ -44,6 +44,7 @@ from pyro_sr.models.blocks import (
     frozen,
     full_precision,
     split_loc_scale,
+    tempered_prior,
 )
 from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.models.kl_weight import kl_weight
@@ -292,7 +293,7 @@ class HierarchicalVAE(nn.Module):
                 else:
                     loc, scale = group.prior(state)
                 if not guide:
-                    fn = dist.Normal(loc, scale * temperature)
+                    fn = tempered_prior(loc, scale, temperature)
                 else:
                     fn = dist.Normal(*group.posterior(state, hr_features[r], loc, scale))
                 with kl_weight(betas[index]):

@@ -17,15 +17,15 @@ def sample_super_resolutions(
     """K super-resolutions of each LR image, (K, N, 3, H, W) in [0, 1].
 
     Each is the decoder mean (site ``sr``) for a latent drawn from the prior, optionally with its scale multiplied
-    by ``temperature``; the pixel noise of the likelihood is left out, as usual for image samples. The K copies of
-    the batch are run ``chunk`` images at a time through one Predictive call that returns only ``sr``; what the
-    VAE can precompute from the LR image (``precomputed``, the HVAE's base CNN: a third of its sampling time) is
-    computed once per image, not once per sample.
+    by ``temperature`` (0: the latents at their prior means); the pixel noise of the likelihood is left out, as
+    usual for image samples. The K copies of the batch are run ``chunk`` images at a time through one Predictive
+    call that returns only ``sr``; what the VAE can precompute from the LR image (``precomputed``, the HVAE's base
+    CNN: a third of its sampling time) is computed once per image, not once per sample.
     """
     if num_samples < 1:
         raise ValueError(f"the number of samples must be >= 1, got {num_samples}")
-    if not temperature > 0:
-        raise ValueError(f"the temperature must be positive, got {temperature}")
+    if not temperature >= 0:
+        raise ValueError(f"the temperature must be >= 0, got {temperature}")
     predictive = Predictive(vae.model, num_samples=1, return_sites=("sr",))
     precomputed = getattr(vae, "precomputed", None)
     inputs = {"lr": lr, **(precomputed(lr) if precomputed is not None else {})}

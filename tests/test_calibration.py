@@ -1,0 +1,75 @@
+"""Calibration of per-pixel draws against a truth drawn from a known distribution."""
+
+import numpy as np
+import pytest
+import torch
+
+from pyro_sr.evaluation.calibration import CalibrationMetrics, plot_calibration
+
+K = 8
+
+
+def draws_and_truth(spread: float, seed: int = 0, images: int = 40):
+    """Per-pixel Normal(mu, sigma) with sigma varying by pixel; the truth is one more draw, the K draws have
+    their std multiplied by ``spread`` (1: calibrated)."""
+    gen = torch.Generator().manual_seed(seed)
+    mu = torch.rand(images, 3, 8, 8, generator=gen)
+    sigma = 0.02 + 0.2 * torch.rand(images, 3, 8, 8, generator=gen)
+    truth = mu + sigma * torch.randn(mu.shape, generator=gen)
+    draws = mu + spread * sigma * torch.randn((K, *mu.shape), generator=gen)
+    return draws, truth
+
+
+def calibration_of(spread: float):
+    metrics = CalibrationMetrics()
+    draws, truth = draws_and_truth(spread)
+    for start in range(0, len(truth), 16):  # in batches, as evaluate and diagnose give them
+        metrics.update(draws[:, start : start + 16], truth[start : start + 16])
+    return metrics.result()
+
+
+def test_a_calibrated_sampler_looks_calibrated_against_its_finite_k_reference():
+    cal = calibration_of(1.0)
+    assert cal.images == 40 and cal.num_samples == K and cal.rank_counts.sum() == 40 * 3 * 64
+    assert cal.spread_skill == pytest.approx(1.0, abs=0.05)
+    assert np.abs(cal.rank_shares - cal.flat_level).max() < 0.015
+    assert cal.reference_levels[0] == pytest.approx((K - 1) / (K + 1))
+    assert np.abs(cal.coverage - cal.reference_levels).max() < 0.02
+    assert np.abs(cal.bin_spread_skill - 1).max() < 0.12
+    assert np.all(np.diff(cal.bin_std) > 0)  # bins run from the surest pixels to the least sure
+
+
+def test_too_narrow_draws_are_under_dispersed_and_too_wide_over_dispersed():
+    narrow, wide = calibration_of(0.5), calibration_of(2.0)
+    assert narrow.spread_skill > 2.5 and wide.spread_skill < 0.5
+    assert narrow.outside_share > 2 * (2 * narrow.flat_level)  # a U-shaped rank histogram
+    assert wide.outside_share < 0.5 * (2 * wide.flat_level)  # a hump
+    assert np.all(narrow.coverage < narrow.reference_levels) and np.all(wide.coverage > wide.reference_levels)
+    assert np.all(narrow.bin_spread_skill > 2) and np.all(wide.bin_spread_skill < 0.5)
+
+
+def test_ties_are_broken_at_random_not_counted_as_below():
+    metrics = CalibrationMetrics()
+    truth = torch.zeros(20, 3, 8, 8)  # e.g. a black pixel every clamped draw also reaches
+    metrics.update(torch.zeros(K, *truth.shape), truth)
+    shares = metrics.result().rank_shares
+    assert np.abs(shares - 1 / (K + 1)).max() < 0.02
+
+
+def test_bad_draws_are_refused_with_one_line():
+    metrics = CalibrationMetrics()
+    with pytest.raises(ValueError, match="at least 2 draws"):
+        metrics.update(torch.zeros(1, 2, 3, 4, 4), torch.zeros(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="expected draws"):
+        metrics.update(torch.zeros(4, 2, 3, 4, 4), torch.zeros(3, 3, 4, 4))
+    metrics.update(torch.zeros(4, 2, 3, 4, 4), torch.zeros(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="same number of draws"):
+        metrics.update(torch.zeros(5, 2, 3, 4, 4), torch.zeros(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="no draws"):
+        CalibrationMetrics().result()
+
+
+def test_the_calibration_figure_is_written(tmp_path):
+    path = tmp_path / "calibration.png"
+    plot_calibration({"calibrated": calibration_of(1.0), "narrow": calibration_of(0.5)}, path)
+    assert path.stat().st_size > 10_000 and not list(tmp_path.glob("*.tmp*"))
