@@ -17,7 +17,8 @@ import torch
 from pyro_sr.common import atomic_write, write_json
 from pyro_sr.data.datasets import PairedImages, load_cifar10, load_pairs
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.evaluation.evaluate import evaluate_models, format_table
+from pyro_sr.evaluation.calibration import Calibration, format_calibration_table, plot_calibration
+from pyro_sr.evaluation.evaluate import evaluate_models, format_table, realism_for, score_samples
 from pyro_sr.evaluation.likelihood import IW_SAMPLES, format_likelihood_table, likelihood_rows
 from pyro_sr.predict.figures import baseline_columns, pyplot, sample_columns, save_comparison_grid, save_figure
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES as NUM_SAMPLES
@@ -25,6 +26,14 @@ from pyro_sr.predict.sampling import sample_super_resolutions
 from pyro_sr.weights.loading import list_models, load_model
 
 PAPER_TABLE_1 = {"CNN": 0.0095, "conditional VAE": 0.0121}
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)  # of the perception-distortion figure
+# Unconditional CIFAR-10 test bits/dim as published (discrete likelihoods of 8-bit images): a different quantity
+# from our conditional -log2 p(HR | LR), which is given the LR image and is dequantised.
+LITERATURE_BITS = {
+    "VDVAE (Child, 2021)": 2.87,
+    "NVAE (Vahdat & Kautz, 2020)": 2.91,
+    "PixelCNN++ (Salimans et al., 2017)": 2.92,
+}
 CLOSE_UPS = {"cat": 0, "ship": 1, "horse": 13}  # the first cat, ship and horse of the official test set
 
 
@@ -44,7 +53,8 @@ def training_summary(name: str) -> dict:
 
 
 def table_rows(rows: list[dict], bits: dict[str, dict]) -> list[str]:
-    """RESULTS.md's short table: the summary metrics, the diversity and, for all but single samples, bits/dim."""
+    """RESULTS.md's short table: the summary metrics, the sample std, the judge's scores and, for all but single
+    samples, bits/dim (a VAE's from its ELBO)."""
 
     def bits_cell(r: dict) -> str:
         b = bits.get(r["model"].split(":")[0].replace(" + projection", "")) if "one sample" not in r["model"] else None
@@ -70,6 +80,69 @@ def sample_figure(pairs: PairedImages, vaes: dict[str, torch.nn.Module], path: P
         columns.update(sample_columns(samples, name, mean=False))
     columns["HR"] = hr
     save_comparison_grid(columns, path)
+
+
+def perception_distortion(
+    vaes: dict[str, torch.nn.Module], pairs: PairedImages, degradation: Degradation
+) -> dict[str, list[dict]]:
+    """For each VAE and temperature: PSNR and the judge's scores of one sample per image."""
+    realism = realism_for(pairs, torch.device("cpu"))
+    points = {}
+    for name, vae in vaes.items():
+        points[name] = []
+        for t in TEMPERATURES:
+            row = score_samples(vae, pairs, degradation, 1, t, desc=f"{name} T={t}", realism=realism).of_samples
+            points[name].append({"temperature": t, **row})
+    return points
+
+
+def points_images(points: dict[str, list[dict]]) -> str:
+    return f"{next(iter(points.values()))[0]['images']:,}"
+
+
+def perception_distortion_figure(points: dict[str, list[dict]], rows: list[dict], path: Path) -> None:
+    """Single-sample PSNR against classifier-KID at each temperature, with the deterministic models, the VAE
+    means and HR marked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for name, series in points.items():
+        kid, psnr = [p["classifier_kid"] for p in series], [p["psnr"] for p in series]
+        ax.plot(
+            kid,
+            psnr,
+            "o-",
+            label=f"{name}: one sample, T = {series[0]['temperature']:g} to {series[-1]['temperature']:g}",
+        )
+        for p in series:
+            ax.annotate(
+                f"{p['temperature']:g}",
+                (p["classifier_kid"], p["psnr"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    marked = [r for r in rows if "one sample" not in r["model"] and "psnr" in r and "classifier_kid" in r]
+    for r in marked:
+        ax.plot(r["classifier_kid"], r["psnr"], "s" if "mean of" in r["model"] else "D", color="0.3")
+        ax.annotate(
+            r["model"], (r["classifier_kid"], r["psnr"]), fontsize=7, xytext=(4, -9), textcoords="offset points"
+        )
+    hr = next((r for r in rows if r["model"].startswith("HR")), None)
+    if hr is not None:
+        ax.axvline(
+            hr["classifier_kid"],
+            color="C3",
+            linestyle="--",
+            linewidth=1,
+            label=f"HR against itself (KID {hr['classifier_kid']:.3f}; PSNR is infinite)",
+        )
+    ax.set(
+        title=f"perception-distortion: {points_images(points)} CIFAR-10 test images",
+        xlabel="classifier-KID against the HR images (the bundled judge's features; lower looks more real)",
+        ylabel="PSNR (dB, higher is closer to HR)",
+    )
+    ax.legend(fontsize=7, loc="upper left")
+    save_figure(fig, path)
 
 
 def curves_figure(names: list[str], path: Path) -> None:
@@ -129,21 +202,29 @@ def main() -> int:
     bundled = list_models()
     vae_names = [n for n in ("vae", "hvae") if n in bundled]
     models = [n for n in bundled if n not in vae_names] + ([str(args.paper_vae)] if args.paper_vae else []) + vae_names
-    rows = evaluate_models(models, test, degradation, num_samples=NUM_SAMPLES)
-    projected = evaluate_models(models, test, degradation, num_samples=NUM_SAMPLES, project=True)
+    calibrations: dict[str, Calibration] = {}
+    rows = evaluate_models(models, test, degradation, num_samples=NUM_SAMPLES, calibrations=calibrations)
+    projected = evaluate_models(models, test, degradation, num_samples=NUM_SAMPLES, project=True, realism=False)
     likelihood = likelihood_rows(models, test, val, degradation, IW_SAMPLES)
-    bits = {r["model"]: r for r in likelihood if r["k"] in (1, IW_SAMPLES) and r["method"] != "ELBO"}
+    bits = {r["model"]: r for r in likelihood if r["method"] != "ELBO"}
+    elbo = {r["model"]: r for r in likelihood if r["method"] == "ELBO"}
+    vaes = {name.upper(): load_model(name).model for name in vae_names}
+    with torch.no_grad():
+        points = perception_distortion({n: load_model(n).model for n in vae_names}, test, degradation)
     report = {
         "images": len(test),
         "degradation": vars(degradation),
         "results": rows,
         "projected": projected,
         "bits_per_dim": likelihood,
+        "calibration": {name: cal.to_dict() for name, cal in calibrations.items()},
+        "perception_distortion": points,
     }
     write_json(args.out / "results.json", report)
 
     figures = args.out / "figures"
-    vaes = {name.upper(): load_model(name).model for name in vae_names}
+    perception_distortion_figure(points, rows, figures / "perception_distortion.png")
+    plot_calibration(calibrations, figures / "calibration.png")
     hr_all = load_cifar10("test", args.data_dir)
     with torch.no_grad():
         sample_figure(test, vaes, figures / "fig3_samples.png")
@@ -152,16 +233,21 @@ def main() -> int:
     if vae_names:
         curves_figure(vae_names, figures / "fig5_training_curves.png")
 
+    hr_row = next(r for r in rows if r["model"].startswith("HR"))
     lines = [
         "# Results",
         "",
         "Generated by `python scripts/make_results.py --data-dir ../shared/data/cifar10 --paper-vae "
         "runs/cvae-paper-e2 --threads 2`; do not edit by hand. The 1,000 lossless CIFAR-10 test images, 4x, the "
-        "paper's degradation, RGB in [0, 1], no border crop. VAEs: the mean of 16 samples and single samples; "
-        f"bits/dim: -log2 p(HR | LR) per HR dimension on dequantised images, IWAE with K = {IW_SAMPLES} for VAEs, "
-        "a Normal around the prediction (scale fitted on validation) for the others, ± one standard error across "
-        "images. All numbers are also in `docs/results.json`; training commands and curves are in "
-        "[training.md](training.md).",
+        "paper's degradation, RGB in [0, 1], no border crop. VAEs: the mean of 16 samples and single samples (every "
+        "one of the 16 scored on its own). Sample std: the root of the mean unbiased per-pixel variance across "
+        "samples, which does not depend on K (it replaces `diversity`, the mean per-pixel std with the 1/K "
+        "variance, which did: 0.0646 at K = 16 and 0.0539 at K = 4 for the hvae). Classifier accuracy, "
+        "classifier-KID and classifier-FID come from the bundled CIFAR-10 judge (below). bits/dim: "
+        "-log2 p(HR | LR) per HR dimension on dequantised images, from the ELBO for VAEs (a bound: the true value "
+        "is lower), from a Normal around the prediction (scale fitted on validation) for the others; ± one "
+        "standard error across images. All numbers are also in `docs/results.json`; training commands and curves "
+        "are in [training.md](training.md).",
         "",
         "## The paper's Table 1 (reported) beside ours",
         "",
@@ -169,7 +255,55 @@ def main() -> int:
         "|---|---:|",
         *[f"| {name} | {mse} |" for name, mse in PAPER_TABLE_1.items()],
         "",
-        *table_rows(rows, bits),
+        *table_rows(rows, elbo | {k: v for k, v in bits.items() if k not in elbo}),
+        "",
+        "## Realism: the bundled judge",
+        "",
+        f"The judge is a 0.5M-parameter CIFAR-10 classifier trained here (`pyro-sr fit judge`, training.md); it "
+        f"names the class of {hr_row['classifier_accuracy']:.1%} of the HR test images (with its test-time flip), "
+        "which is the ceiling of every SR row's classifier accuracy. Classifier-KID and classifier-FID are KID and "
+        "FID (torchmetrics' estimators) between the judge's 128 penultimate features of the SR outputs and of "
+        "the HR images: lower is closer to real images. They are **not** Inception KID/FID and compare with no "
+        "published FID; the judge knows CIFAR-10's ten classes at 32x32 and nothing else, so it judges no other "
+        f"data (a photo folder). The HR row scores the HR images against themselves: KID "
+        f"{hr_row['classifier_kid']:.4f} and FID {hr_row['classifier_fid']:.2f} are the estimators' floor on "
+        "1,000 images. Single-sample rows score 16,000 outputs against the 1,000 HR images; KID's subsets hold "
+        "1,000 images either way.",
+        "",
+        "## Perception and distortion",
+        "",
+        "One sample per test image at temperatures "
+        + ", ".join(f"{t:g}" for t in TEMPERATURES)
+        + " (the prior's scale; 0 sets every latent to its prior mean), against the VAE means (squares), the "
+        "deterministic models (diamonds) and HR (dashed: KID of HR against itself; its PSNR is infinite). High "
+        "and to the right: close to HR pixel by pixel but unlike real images (the means); a sample that looks "
+        "real sits far left, where some PSNR must be given up.",
+        "",
+        "![perception-distortion](figures/perception_distortion.png)",
+        "",
+        "| model | temperature | PSNR | classifier accuracy | classifier-KID | classifier-FID |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[
+            f"| {name} | {p['temperature']:g} | {p['psnr']:.2f} | {p['classifier_accuracy']:.3f} | "
+            f"{p['classifier_kid']:.3f} | {p['classifier_fid']:.2f} |"
+            for name, series in points.items()
+            for p in series
+        ],
+        "",
+        "## Calibration",
+        "",
+        f"Per pixel, over all {len(test)} test images, {NUM_SAMPLES} samples per image (the decoder means that "
+        "`sample` shows, without the likelihood's pixel noise), against a perfectly calibrated "
+        f"{NUM_SAMPLES}-draw sampler. Spread-skill ratio: MSE(mean of K) / ((1 + 1/K) · mean unbiased variance); "
+        "1 is calibrated, above 1 the samples are too sure of themselves (under-dispersed). Interval i runs from "
+        "the i-th smallest to the i-th largest draw; a calibrated sampler's truth falls inside it with "
+        "probability (K + 1 - 2i)/(K + 1). Quintiles: pixels binned by the variance of 8 of the draws, the ratio "
+        "taken from the other 8 (binning and scoring on the same draws makes even a calibrated sampler look too "
+        "sure in its lowest bins). `pyro-sr diagnose` adds the predictive draws with pixel noise.",
+        "",
+        *format_calibration_table(calibrations).splitlines(),
+        "",
+        "![calibration](figures/calibration.png)",
         "",
         "## With exact LR consistency (`--lr-consistent`)",
         "",
@@ -179,7 +313,26 @@ def main() -> int:
         "",
         "## Conditional bits/dim",
         "",
+        f"All on the {len(test):,} test images, dequantised ((x + u)/256), conditional on the LR image: "
+        "-log2 p(HR | LR) "
+        "per HR dimension. For VAEs the ELBO comes first: it is the bound training maximises (here the mean of "
+        f"the {IW_SAMPLES} one-draw ELBOs per image). The IWAE bound with K = {IW_SAMPLES} importance samples is "
+        "computed on the same draws; it is tighter, but how much tighter than the true value is not known: where "
+        "the effective sample size (ESS) of the K weights is near 1 and one weight holds most of the mass, the "
+        "importance sampler has seen one useful draw, and the small ELBO -> IWAE gain says nothing about the "
+        "remaining gap. Pareto k̂ above 0.7 marks an image whose importance-weighted estimate is unreliable; above "
+        '1 its value means no more than "very bad" and is shown as "> 1". The CNN and bicubic rows are exact '
+        "densities of a simple Normal around a point prediction.",
+        "",
         *format_likelihood_table(likelihood).splitlines(),
+        "",
+        "For scale only, not for comparison: published CIFAR-10 test figures are "
+        + ", ".join(f"{name} {b}" for name, b in LITERATURE_BITS.items())
+        + " bits/dim. Those are unconditional (the model is given nothing) and discrete; ours are conditional on "
+        "the 8x8 LR image, which already fixes much of the 32x32 image, and are on dequantised data. Being "
+        "given the LR image should make our numbers *lower* than an unconditional model's, yet they are far "
+        "higher: a large part of that is our likelihood, a Normal with three per-channel scalars, which is a poor "
+        "density of 8-bit pixels (#17 replaces it).",
         "",
         "## Training",
         "",

@@ -61,6 +61,8 @@ def test_a_judge_learns_a_learnable_task_and_resumes(tmp_path):
         fit_judge(TINY, config, train, val, tmp_path, progress=False)
     with pytest.raises(ValueError, match="one label per"):
         judge_accuracy(loaded.judge, val[0], val[1][:3])
+    with pytest.raises(ValueError, match="needs validation images"):  # else best.pt would never be written
+        fit_judge(TINY, config, train, None, tmp_path / "no-val", progress=False)
 
 
 def test_the_command_trains_a_judge_and_refuses_a_second_run_in_the_folder(fake_cifar_batches, tmp_path, capsys):

@@ -188,7 +188,7 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
         if len(cal.bin_std):
             axes[2].plot(cal.bin_std, cal.bin_spread_skill, "o-", label=f"{name}: all pixels {cal.spread_skill:.2f}")
     axes[0].set(title="rank of the true pixel among K draws", xlabel="draws below the truth", ylabel="share of pixels")
-    axes[0].legend(fontsize=8, title="dashed: calibrated (flat)", title_fontsize=8)
+    axes[0].legend(fontsize=7, title="dashed: calibrated (flat)", title_fontsize=7, loc="lower center")
     axes[1].plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
     axes[1].set(
         title="central intervals between order statistics",
@@ -201,7 +201,7 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
     axes[2].axhline(1.0, color="0.6", linestyle="--", label="calibrated")
     axes[2].set(
         title="spread-skill ratio by quintile of predicted std",
-        xlabel="predicted std (quintiles of half the draws, scored on the other half)",
+        xlabel="predicted std (binned on half the draws)",
         ylabel="MSE(mean) / ((1 + 1/K) variance)",
         xscale="log",
     )
