@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.calibration_plot and calibrations:
         plot_calibration(calibrations, args.calibration_plot)
         print(f"wrote {args.calibration_plot}")
+    elif args.calibration_plot:
+        print("no calibration plot: it needs a VAE and --num-samples >= 2")
     if args.out:
         report = {"data": args.data, "split": args.split, "images": len(pairs), "degradation": vars(deg)}
         calibration = {name: cal.to_dict() for name, cal in calibrations.items()}
