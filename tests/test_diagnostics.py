@@ -104,7 +104,14 @@ def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_pa
         config=DiagnoseConfig(images=12, ks=(1, 4, 24), ppc_images=2, ppc_samples=8, calibration_samples=6),
     )
     text = summary.read_text()
-    for expected in ("## Training", "| z4 |", "Pareto k̂ per image", "## Calibration", "samples (what"):
+    for expected in (
+        "## Training",
+        "| z4 |",
+        "Pareto k̂ per image",
+        "Effective sample size",
+        "## Calibration",
+        "samples (what",
+    ):
         assert expected in text
     for figure in ("training_curves.png", "group_kl.png", "variational_fit.png", "calibration.png", "predictive.png"):
         assert (tmp_path / "report" / figure).stat().st_size > 1000

@@ -21,7 +21,15 @@ from pyro_sr.diagnostics.fit import ActiveUnits, VariationalFit, active_units, v
 from pyro_sr.diagnostics.plots import plot_group_kl, plot_training_curves, plot_variational_fit
 from pyro_sr.diagnostics.predictive import predictive_draws
 from pyro_sr.evaluation.calibration import Calibration, CalibrationMetrics, format_calibration_table, plot_calibration
-from pyro_sr.evaluation.importance import MIN_DRAWS_FOR_K, PARETO_K_BAD, import_arviz
+from pyro_sr.evaluation.importance import (
+    MIN_DRAWS_FOR_K,
+    PARETO_K_BAD,
+    PARETO_K_CAP,
+    effective_sample_size,
+    format_pareto_k,
+    import_arviz,
+    largest_weight_share,
+)
 from pyro_sr.models.blocks import nearest_upscale
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.predict.figures import sample_columns, save_comparison_grid
@@ -178,11 +186,18 @@ def _summary(
         bound = float(fit.bounds[k].mean())
         lines.append(f"| {k} | {bound:.2f} | {-bound / dims / LN2 + 8:.4f} |")
     gap = fit.bounds[ks[-1]] - fit.bounds[ks[0]]
+    weights = torch.from_numpy(fit.log_weights)
+    ess, share = effective_sample_size(weights).numpy(), largest_weight_share(weights).numpy()
     lines += [
         "",
         f"Gap IWAE(K={ks[-1]}) − IWAE(K={ks[0]}): mean {gap.mean():.2f}, median {np.median(gap):.2f} nats/image.",
-        f"Pareto k̂ per image: median {np.median(fit.pareto_k):.2f}; {100 * fit.share_bad_k:.1f}% of images above "
-        f"{PARETO_K_BAD} (there the importance weights, and the posterior approximation, are unreliable)."
+        f"Effective sample size of the K = {ks[-1]} weights: mean {ess.mean():.2f}, median {np.median(ess):.2f}; "
+        f"the largest weight holds {share.mean():.1%} of the mass on average. Near 1 of {ks[-1]}, the IWAE bound "
+        "has seen one useful draw, and its small gain over the ELBO says nothing about the remaining gap.",
+        f"Pareto k̂ per image: median {format_pareto_k(float(np.median(fit.pareto_k)))}; "
+        f"{100 * fit.share_bad_k:.1f}% of images above {PARETO_K_BAD} (there the importance weights, and the "
+        f"posterior approximation, are unreliable), {100 * float((fit.pareto_k > PARETO_K_CAP).mean()):.1f}% above "
+        f'{PARETO_K_CAP:g}, where k̂ means no more than "very bad".'
         if fit.has_k
         else f"Pareto k̂ was not computed: it needs K >= {MIN_DRAWS_FOR_K} draws.",
         "",
@@ -193,7 +208,8 @@ def _summary(
         "",
         "All numbers are in `diagnostics.nc` (`arviz.from_netcdf`): the per-step ELBO and β as `sample_stats`, "
         "posterior-predictive draws and the observed HR images, and the per-image log importance weights, IWAE "
-        "bounds and k̂ in the `importance_weights` group.",
+        "bounds and k̂ in the `importance_weights` group, the rank histograms and spread-skill ratios of the "
+        "calibration in the `calibration` group.",
     ]
     return "\n".join(lines) + "\n"
 
