@@ -210,7 +210,7 @@ def main() -> int:
     elbo = {r["model"]: r for r in likelihood if r["method"] == "ELBO"}
     vaes = {name.upper(): load_model(name).model for name in vae_names}
     with torch.no_grad():
-        points = perception_distortion({n: load_model(n).model for n in vae_names}, test, degradation)
+        points = perception_distortion(dict(zip(vae_names, vaes.values(), strict=True)), test, degradation)
     report = {
         "images": len(test),
         "degradation": vars(degradation),

@@ -39,6 +39,19 @@ def test_a_calibrated_sampler_looks_calibrated_against_its_finite_k_reference():
     assert np.all(np.diff(cal.bin_std) > 0)  # bins run from the surest pixels to the least sure
 
 
+def test_binning_on_the_scored_draws_would_make_a_calibrated_sampler_look_miscalibrated():
+    """Why the quintiles are binned on half the draws: binned on the same draws they are scored on, a calibrated
+    8-draw sampler looks too sure in its lowest bin and too unsure in its highest (the module docstring's
+    1.8 and 0.7)."""
+    draws, truth = draws_and_truth(1.0)
+    variance = draws.var(0, correction=1).flatten().double().numpy()
+    errors = ((draws.mean(0) - truth) ** 2).flatten().double().numpy()
+    bins = np.array_split(np.argsort(variance, kind="stable"), 5)
+    same_draws = [errors[b].mean() / ((1 + 1 / K) * variance[b].mean()) for b in bins]
+    assert same_draws[0] > 1.6 and same_draws[-1] < 0.8
+    assert np.abs(calibration_of(1.0).bin_spread_skill - 1).max() < 0.12
+
+
 def test_too_narrow_draws_are_under_dispersed_and_too_wide_over_dispersed():
     narrow, wide = calibration_of(0.5), calibration_of(2.0)
     assert narrow.spread_skill > 2.5 and wide.spread_skill < 0.5

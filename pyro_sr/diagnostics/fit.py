@@ -11,7 +11,7 @@ import torch
 from pyro_sr.common import progress
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.evaluation.importance import PARETO_K_BAD, pareto_k
-from pyro_sr.evaluation.likelihood import dequantized_batches, iwae_bound, log_importance_weights
+from pyro_sr.evaluation.likelihood import iwae_bound, vae_log_weights
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.models.traces import paired_traces, sample_sites
 
@@ -48,9 +48,7 @@ def variational_fit(
     draws, so they are nested and the ELBO–IWAE gap is measured on the same draws."""
     if not ks or min(ks) < 1:
         raise ValueError(f"importance sample sizes must be >= 1, got {ks}")
-    generator = torch.Generator().manual_seed(seed)
-    batches = dequantized_batches(pairs, batch_size, generator, device)
-    log_weights = torch.cat([log_importance_weights(vae, lr, y, max(ks)).cpu() for lr, y in batches]).double()
+    log_weights = vae_log_weights(vae, pairs, max(ks), device, batch_size, seed)
     bounds = {k: iwae_bound(log_weights[:, :k]).numpy() for k in sorted(set(ks))}
     return VariationalFit(log_weights.numpy(), bounds, pareto_k(log_weights.numpy()))
 
