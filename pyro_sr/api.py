@@ -22,11 +22,11 @@ from pyro_sr.data.degradation import Degradation
 from pyro_sr.evaluation.likelihood import (
     IW_SAMPLES,
     bits_per_dim,
-    dequantize,
     iwae_log_likelihood,
     normal_log_density,
+    scored_images,
 )
-from pyro_sr.models.contract import VariationalSR
+from pyro_sr.models.contract import VariationalSR, has_discrete_likelihood
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES
 from pyro_sr.predict.tiling import DEFAULT_TILE
 from pyro_sr.predict.upscalers import predict_tiled, upscaler_for
@@ -106,17 +106,19 @@ class SuperResolver:
         sigma: float | None = None,
     ) -> torch.Tensor:
         """Conditional bits/dim -log2 p(HR | LR) per image (N,), on 8-bit ``hr`` (uint8, or float in [0, 1]
-        rounded to 8 bits) dequantised with noise from ``seed``. A model with a guide gives its
+        rounded to 8 bits): exact for a VAE with a discrete likelihood, else dequantised with noise from ``seed``.
+        A model with a guide gives its
         ``num_samples``-draw importance-weighted bound (the ELBO at 1); a deterministic one a Normal of scale
         ``sigma`` around its prediction, which must then be given (fit it on held-out data)."""
         hr8 = hr if hr.dtype == torch.uint8 else (hr.detach().cpu() * 255).round().clamp(0, 255).to(torch.uint8)
         if hr8.dim() != 4 or hr8.shape[1] != 3:
             raise ValueError(f"expected an HR batch of shape (N, 3, H, W), got {tuple(hr.shape)}")
-        y = dequantize(hr8.cpu(), torch.Generator().manual_seed(seed)).to(self.device)
+        discrete = has_discrete_likelihood(self.module)
+        y = scored_images(hr8.cpu(), discrete, torch.Generator().manual_seed(seed)).to(self.device)
         lr = self.degradation(hr8.float().div(255)).to(self.device) if lr is None else lr.to(self.device)
         _check_lr(lr)
         if isinstance(self.module, VariationalSR):
-            return bits_per_dim(iwae_log_likelihood(self.module, lr, y, num_samples), y[0].numel())
+            return bits_per_dim(iwae_log_likelihood(self.module, lr, y, num_samples), y[0].numel(), discrete)
         if self.probabilistic:
             raise ValueError(f"model {self.name!r} has no guide; its bits/dim needs an importance sampler")
         if sigma is None or not sigma > 0:

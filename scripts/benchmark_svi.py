@@ -69,7 +69,7 @@ def handwritten_loss(vae, lr: torch.Tensor, hr: torch.Tensor, beta: float, analy
     prior = torch.distributions.Independent(torch.distributions.Normal(*vae.prior(lr, features)), 3)
     posterior = torch.distributions.Independent(torch.distributions.Normal(*vae.posterior(lr, hr)), 3)
     z = posterior.rsample()
-    log_lik = per_channel_normal(vae.decode(z, lr, features), vae.log_hr_scale).log_prob(hr)
+    log_lik = per_channel_normal(vae.decode(z, lr, features)[0], vae.likelihood.log_scale).log_prob(hr)
     kl = torch.distributions.kl_divergence(posterior, prior) if analytic else posterior.log_prob(z) - prior.log_prob(z)
     return -(log_lik - beta * kl).sum()
 
@@ -101,7 +101,7 @@ def handwritten_hvae_loss(
             )
             state = group.update(state, z)
     sr = vae.base(lr, base) + full_precision(vae.output, state)
-    return -(per_channel_normal(sr, vae.log_hr_scale).log_prob(hr) - beta * kl).sum()
+    return -(per_channel_normal(sr, vae.likelihood.log_scale).log_prob(hr) - beta * kl).sum()
 
 
 def time_steps(step, seconds: float, device: torch.device, warmup: float = 0.0) -> float:

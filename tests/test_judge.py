@@ -49,14 +49,14 @@ def test_the_schedule_is_triangular_and_augmentation_mirrors_and_shifts():
 
 def test_a_judge_learns_a_learnable_task_and_resumes(tmp_path):
     train, val = coloured(8), coloured(3, seed=1)
-    config = JudgeTrainConfig(epochs=8, batch_size=16, lr=0.1)
+    config = JudgeTrainConfig(epochs=12, batch_size=16, lr=0.1)  # 8 epochs: 1.0 in bf16 on AMX, 0.8 in fp32 on AVX2
     history = fit_judge(TINY, config, train, val, tmp_path, progress=False)
-    assert [r["epoch"] for r in history] == list(range(1, 9))
+    assert [r["epoch"] for r in history] == list(range(1, 13))
     assert history[-1]["val_accuracy"] >= 0.9 and history[-1]["train_loss"] < history[0]["train_loss"]
     loaded = load_judge(tmp_path)
     assert judge_accuracy(loaded.judge, *val) == max(r["val_accuracy"] for r in history)  # best.pt
-    more = fit_judge(TINY, JudgeTrainConfig(epochs=9, batch_size=16), train, val, tmp_path, resume=True, progress=False)
-    assert len(more) == 9 and len((tmp_path / "log.jsonl").read_text().splitlines()) == 9
+    more = fit_judge(TINY, JudgeTrainConfig(epochs=13, batch_size=16), train, val, tmp_path, resume=True, progress=False)
+    assert len(more) == 13 and len((tmp_path / "log.jsonl").read_text().splitlines()) == 13
     with pytest.raises(CheckpointError, match="exists"):
         fit_judge(TINY, config, train, val, tmp_path, progress=False)
     with pytest.raises(ValueError, match="one label per"):

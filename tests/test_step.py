@@ -120,7 +120,7 @@ def test_a_gradient_spike_is_skipped_after_the_running_level_is_known(pairs):
     step = ELBOStep(vae, make_elbo("meanfield"), 1e-5, clip_norm=1e9, skip_factor=10.0, device=CPU)
     assert all(step(lr, hr, 1.0).skipped is None for _ in range(MIN_HISTORY))
     with torch.no_grad():
-        vae.log_hr_scale.fill_(-9.0)  # a 400x sharper likelihood: the gradient explodes
+        vae.likelihood.log_scale.fill_(-9.0)  # a 400x sharper likelihood: the gradient explodes
     before = params_of(vae)
     result = step(lr, hr, 1.0)
     assert result.skipped == "grad_spike"
@@ -136,7 +136,7 @@ def test_a_gradient_spike_is_skipped_after_the_running_level_is_known(pairs):
 def test_a_run_whose_every_step_is_skipped_stops_with_one_line_and_no_checkpoint(pairs, tmp_path):
     vae = ConditionalVAE(TINY)
     with torch.no_grad():
-        vae.log_hr_scale.fill_(math.nan)
+        vae.likelihood.log_scale.fill_(math.nan)
     with pytest.raises(TrainingError, match=f"the last {MAX_SKIPPED_IN_A_ROW} steps were all skipped") as err:
         fit_vae(vae, SVIConfig(epochs=1, batch_size=1), pairs, None, tmp_path, progress=False)
     assert "\n" not in str(err.value)

@@ -25,6 +25,7 @@ from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
 from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
 from pyro_sr.models.judge import JudgeConfig
+from pyro_sr.models.likelihoods import DEFAULT_MIXTURES, LIKELIHOODS
 from pyro_sr.training.annealing import SCHEDULES
 from pyro_sr.training.cnn import cnn_config_for, fit_cnn, train_config_for
 from pyro_sr.training.data import training_data
@@ -83,8 +84,26 @@ def _svi_parent() -> argparse.ArgumentParser:
         type=natural,
         help=f"first steps, over which the learning rate rises linearly to --lr (default: {d.lr_warmup_steps})",
     )
+    parent.add_argument(
+        "--free-bits",
+        type=nonnegative,
+        help="nats per image: a latent group's KL below this costs nothing, so no group collapses "
+        f"(default: {d.free_bits})",
+    )
+    parent.add_argument(
+        "--ema-decay",
+        type=float,
+        help=f"decay of the weights' moving average that is validated and saved; 0: none (default: {d.ema_decay})",
+    )
     parent.add_argument("--precision", choices=PRECISIONS, help=f"{PRECISION_HELP} (default: {d.precision})")
     parent.add_argument("--seed", type=natural, help=f"default: {d.seed}")
+    parent.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        help="pixel likelihood: normal (one scale per channel), normal-pixel (a scale per pixel), dmol (discretised "
+        "mixture of logistics on the 8-bit values) (default: the preset's, normal)",
+    )
+    parent.add_argument("--mixtures", type=count, help=f"dmol: components per pixel (default: {DEFAULT_MIXTURES})")
     return parent
 
 
@@ -248,7 +267,9 @@ def run_fit_cnn(args: argparse.Namespace) -> int:
 def _svi_config(args: argparse.Namespace) -> SVIConfig:
     kl_given = {"kind": args.kl, "beta": args.beta, "warmup_steps": args.warmup_steps, "cycle_steps": args.cycle_steps}
     kl = replace(SVI_DEFAULTS.kl, **{key: value for key, value in kl_given.items() if value is not None})
-    given = _given(args, "epochs", "batch_size", "lr", "lr_warmup_steps", "elbo", "seed", "precision")
+    given = _given(
+        args, "epochs", "batch_size", "lr", "lr_warmup_steps", "elbo", "seed", "precision", "free_bits", "ema_decay"
+    )
     return SVIConfig(**given, kl=kl, group_kl_weights=getattr(args, "group_kl_weights", None))
 
 
@@ -277,9 +298,8 @@ def _fit_svi(args: argparse.Namespace, build_vae) -> int:
 
 
 def run_fit_vae(args: argparse.Namespace) -> int:
-    config = replace(
-        CVAE_PRESETS[args.preset], scale=args.scale, **_given(args, "latent_channels", "channels", "blocks")
-    )
+    given = _given(args, "latent_channels", "channels", "blocks", "likelihood", "mixtures")
+    config = replace(CVAE_PRESETS[args.preset], scale=args.scale, **given)
     return _fit_svi(args, lambda: ConditionalVAE(config))
 
 
@@ -291,6 +311,7 @@ def run_fit_hvae(args: argparse.Namespace) -> int:
         latent_channels=args.latent_channels,
         groups_per_scale=args.groups_per_scale,
         blocks_per_group=args.blocks_per_group,
+        **_given(args, "likelihood", "mixtures"),
     )
     if args.base is None:
         return _fit_svi(args, lambda: HierarchicalVAE(config))

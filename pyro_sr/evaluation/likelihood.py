@@ -1,8 +1,10 @@
 """Conditional likelihood −log p(HR | LR) in bits per HR dimension, the number that says how well a probabilistic
 super-resolver describes what the LR image leaves open.
 
-HR pixels are 8-bit, so a density is scored on uniformly dequantised images y = (x + u) / 256, u ~ U[0, 1)^D: by
-Jensen, −log2 P(x) ≤ E_u[−log2 p(y)] + 8 D, which gives bits/dim = −log2 p(y) / D + 8 (Theis et al., 2016).
+HR pixels are 8-bit. A VAE whose pixel likelihood is a pmf on the 8-bit values (``discrete_likelihood``: the
+discretised logistic mixture) is scored exactly on them: bits/dim = −log2 P(x) / D. A density is scored on
+uniformly dequantised images y = (x + u) / 256, u ~ U[0, 1)^D: by Jensen, −log2 P(x) ≤ E_u[−log2 p(y)] + 8 D,
+which gives bits/dim = −log2 p(y) / D + 8 (Theis et al., 2016), itself an upper bound.
 For a VAE, log p(y | LR) is the importance-weighted bound (Burda et al., 2016) with K posterior samples from the
 guide: log (1/K) Σ_k p(y, z_k | LR) / q(z_k | y, LR), which is the ELBO at K = 1 and tightens as K grows. For a
 deterministic super-resolver the baseline density is a Normal around its prediction with one scale, fitted by
@@ -21,7 +23,7 @@ from pyro_sr.data.datasets import PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.evaluation.importance import format_pareto_k, weight_diagnostics
 from pyro_sr.models.blocks import bicubic_upscale
-from pyro_sr.models.contract import Upscaler, VariationalSR
+from pyro_sr.models.contract import Upscaler, VariationalSR, has_discrete_likelihood
 from pyro_sr.models.traces import log_weight, paired_traces
 from pyro_sr.weights.loading import load_models
 
@@ -36,18 +38,33 @@ def dequantize(hr_uint8: torch.Tensor, generator: torch.Generator | None = None)
 
 
 def dequantized_batches(
-    pairs: PairedImages, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu"
+    pairs: PairedImages,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+    discrete: bool = False,
 ):
     """(LR, dequantised HR) batches of ``pairs`` in order (with a progress bar on a terminal); the noise comes
-    from ``generator``."""
+    from ``generator``. With ``discrete``, the HR images are their 8-bit values instead (no noise)."""
     for start in progress(range(0, len(pairs), batch_size), pairs.num_batches(batch_size)):
         lr = pairs.lr[start : start + batch_size].to(device)
-        yield lr, dequantize(pairs.hr[start : start + batch_size], generator).to(device)
+        yield lr, scored_images(pairs.hr[start : start + batch_size], discrete, generator).to(device)
 
 
-def bits_per_dim(log_density: torch.Tensor, dims: int) -> torch.Tensor:
-    """Bits per dimension of 8-bit data from the log-density (nats) of its dequantised version."""
-    return -log_density / (dims * math.log(2.0)) + BITS_PER_8BIT_BIN
+def bits_per_dim(log_density: torch.Tensor, dims: int, discrete: bool = False) -> torch.Tensor:
+    """Bits per dimension of 8-bit data from the log-density (nats) of its dequantised version, or with
+    ``discrete`` from the log-probability (nats) of the 8-bit values themselves."""
+    return -log_density / (dims * math.log(2.0)) + (0.0 if discrete else BITS_PER_8BIT_BIN)
+
+
+def scored_images(hr_uint8: torch.Tensor, discrete: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """What a likelihood scores: the 8-bit values as k / 255 for a discrete one, else their dequantised version."""
+    return hr_uint8.float().div(255.0) if discrete else dequantize(hr_uint8, generator)
+
+
+def scored_on(discrete: bool) -> str:
+    """What a bits/dim row was scored on, for its table."""
+    return "exact 8-bit" if discrete else "dequantised"
 
 
 def _log_weights(vae: VariationalSR, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -103,9 +120,10 @@ def vae_log_weights(
     batch_size: int = 50,
     seed: int = 0,
 ) -> torch.Tensor:
-    """(N, K) log importance weights of ``pairs``' dequantised HR images (the noise seeded by ``seed``), in nats."""
+    """(N, K) log importance weights of ``pairs``' HR images, in nats: their 8-bit values for a VAE with a discrete
+    likelihood, else dequantised (the noise seeded by ``seed``)."""
     generator = torch.Generator().manual_seed(seed)
-    batches = dequantized_batches(pairs, batch_size, generator, device)
+    batches = dequantized_batches(pairs, batch_size, generator, device, has_discrete_likelihood(vae))
     return torch.cat([log_importance_weights(vae, lr, y, num_samples).cpu() for lr, y in batches]).double()
 
 
@@ -119,7 +137,8 @@ def vae_bits_per_dim(
 ) -> BitsPerDim:
     """Conditional bits/dim of a VAE over ``pairs`` from the K-sample importance-weighted bound."""
     log_weights = vae_log_weights(vae, pairs, num_samples, device, batch_size, seed)
-    return BitsPerDim.from_values(bits_per_dim(iwae_bound(log_weights), pairs.hr[0].numel()))
+    discrete = has_discrete_likelihood(vae)
+    return BitsPerDim.from_values(bits_per_dim(iwae_bound(log_weights), pairs.hr[0].numel(), discrete))
 
 
 def normal_log_density(squared_errors: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -168,7 +187,8 @@ def likelihood_rows(
 
     def gaussian_row(name: str, upscaler: Upscaler) -> dict:
         result, sigma = gaussian_bits_per_dim(upscaler, fit_pairs, pairs, dev)
-        return {"model": name, "method": f"Normal around the prediction, sigma {sigma:.4f}", "k": 1, **asdict(result)}
+        method = f"Normal around the prediction, sigma {sigma:.4f}"
+        return {"model": name, "method": method, "scored_on": scored_on(False), "k": 1, **asdict(result)}
 
     rows.append(gaussian_row("bicubic", lambda lr: bicubic_upscale(lr, degradation.scale)))
     for model in loaded:
@@ -178,26 +198,25 @@ def likelihood_rows(
             rows.append(gaussian_row(model.name, model.model.predict))
             continue
         log_weights = vae_log_weights(model.model, pairs, num_samples, dev)
-        dims = pairs.hr[0].numel()
-        elbo = BitsPerDim.from_values(bits_per_dim(log_weights.mean(1), dims))  # the mean of K one-draw ELBOs
-        rows.append({"model": model.name, "method": "ELBO", "k": num_samples, **asdict(elbo)})
-        iwae = BitsPerDim.from_values(bits_per_dim(iwae_bound(log_weights), dims))
-        method = f"IWAE, K={num_samples}"
-        rows.append(
-            {"model": model.name, "method": method, "k": num_samples, **asdict(iwae), **weight_diagnostics(log_weights)}
-        )
+        dims, discrete = pairs.hr[0].numel(), has_discrete_likelihood(model.model)
+        elbo = BitsPerDim.from_values(bits_per_dim(log_weights.mean(1), dims, discrete))  # mean of K one-draw ELBOs
+        where = {"model": model.name, "scored_on": scored_on(discrete), "k": num_samples}
+        rows.append({**where, "method": "ELBO", **asdict(elbo)})
+        iwae = BitsPerDim.from_values(bits_per_dim(iwae_bound(log_weights), dims, discrete))
+        rows.append({**where, "method": f"IWAE, K={num_samples}", **asdict(iwae), **weight_diagnostics(log_weights)})
     return rows
 
 
 def format_likelihood_table(rows: list[dict]) -> str:
     """The bits/dim table; IWAE rows also show how far to trust the bound (``weight_diagnostics``)."""
     lines = [
-        "| model | estimate | K | bits/dim | standard error | mean ESS of K | largest weight's share | median k̂ "
-        "| images with k̂ > 0.7 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | estimate | scored on | K | bits/dim | standard error | mean ESS of K | largest weight's share "
+        "| median k̂ | images with k̂ > 0.7 |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        cells = [r["model"], r["method"], str(r["k"]), f"{r['bits_per_dim']:.4f}", f"{r['standard_error']:.4f}"]
+        cells = [r["model"], r["method"], r.get("scored_on", "dequantised"), str(r["k"])]
+        cells += [f"{r['bits_per_dim']:.4f}", f"{r['standard_error']:.4f}"]
         if "ess_mean" in r:
             share = r["share_k_above_0_7"]
             cells += [

@@ -19,6 +19,9 @@ instead of what it is called.
   once per image and pass it to ``model`` and ``guide`` as keyword arguments, which without them compute it
   themselves.
 
+A probabilistic super-resolver whose ``hr`` site is a pmf on the 8-bit values (the discretised logistic mixture)
+says so with ``discrete_likelihood = True``: its bits/dim are then exact, not on dequantised images.
+
 Every model also carries ``config``: a frozen dataclass with ``scale`` and ``to_dict()``, stored in checkpoints.
 """
 
@@ -30,6 +33,11 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 Upscaler = Callable[[torch.Tensor], torch.Tensor]  # LR batch -> SR batch (or K samples of it, (K, N, 3, H, W))
+
+
+def has_discrete_likelihood(model: Any) -> bool:
+    """Whether ``model``'s pixel likelihood is a pmf on the 8-bit values (scored exactly, not dequantised)."""
+    return bool(getattr(model, "discrete_likelihood", False))
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from pyro_sr.models.blocks import (
     tempered_prior,
 )
 from pyro_sr.models.kl_weight import kl_weight
-from pyro_sr.models.likelihoods import per_channel_normal
+from pyro_sr.models.likelihoods import DEFAULT_MIXTURES, PerChannelNormal, build_likelihood, check_likelihood
 from pyro_sr.models.registration import register
 
 PRIORS = ("spatial", "linear")
@@ -49,14 +49,19 @@ class CVAEConfig:
     channels: int = 64
     blocks: int = 6
     decoder_sees_lr: bool = True  # False: the paper's decoder, HR from z alone
-    likelihood_scale: float | None = None  # None: learned per-channel sigma; a number: fixed (the paper: 0.01)
+    likelihood_scale: float | None = None  # normal: None learns the per-channel sigma; a number fixes it (paper: 0.01)
+    likelihood: str = "normal"  # normal | normal-pixel | dmol: see pyro_sr.models.likelihoods
+    mixtures: int = DEFAULT_MIXTURES  # dmol: logistic components per pixel
 
     def __post_init__(self) -> None:
         if self.prior not in PRIORS:
             raise ValueError(f"unknown prior {self.prior!r}; choose from {PRIORS}")
         check_scale(self.scale)
+        check_likelihood(self.likelihood, self.mixtures)
         if self.likelihood_scale is not None and not self.likelihood_scale > 0:
             raise ValueError(f"likelihood scale must be positive, got {self.likelihood_scale}")
+        if self.likelihood_scale is not None and self.likelihood != "normal":
+            raise ValueError(f"a fixed likelihood scale needs the 'normal' likelihood, not {self.likelihood!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,10 +114,8 @@ class ConditionalVAE(nn.Module):
             SubPixelUpsampler(c, s),
             conv3x3(c, 3),
         )
-        if config.likelihood_scale is None:
-            self.log_hr_scale = nn.Parameter(torch.full((3,), -3.0))
-        else:
-            self.register_buffer("log_hr_scale", torch.full((3,), float(config.likelihood_scale)).log())
+        self.likelihood = build_likelihood(config.likelihood, c, config.mixtures, config.likelihood_scale)
+        PerChannelNormal.accept_legacy_key(self)
 
     latent_sites = ("z",)
 
@@ -141,14 +144,18 @@ class ConditionalVAE(nn.Module):
     def upsample(self, lr: torch.Tensor) -> torch.Tensor:
         return bicubic_upscale(lr, self.config.scale)
 
-    def decode(self, z: torch.Tensor, lr: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """Mean of p(HR | z, LR)."""
+    @property
+    def discrete_likelihood(self) -> bool:
+        return self.likelihood.discrete
+
+    def decode(self, z: torch.Tensor, lr: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's location of p(HR | z, LR) and its last hidden features on the HR grid (for the head)."""
         latent = self.latent_in(z)
         if self.config.prior == "linear":
             latent = latent.view(len(z), self.config.channels, *lr.shape[-2:])
-        hidden = torch.cat([latent, features], 1) if self.config.decoder_sees_lr else latent
-        out = full_precision(self.decoder[-1], self.decoder[:-1](hidden))  # fp32 under autocast: the likelihood's mean
-        return self.upsample(lr) + out if self.config.decoder_sees_lr else out + 0.5
+        hidden = self.decoder[:-1](torch.cat([latent, features], 1) if self.config.decoder_sees_lr else latent)
+        out = full_precision(self.decoder[-1], hidden)  # fp32 under autocast: the likelihood's location
+        return (self.upsample(lr) + out if self.config.decoder_sees_lr else out + 0.5), hidden
 
     def model(self, lr: torch.Tensor, hr: torch.Tensor | None = None, beta: float = 1.0, temperature: float = 1.0):
         self._check(lr)
@@ -159,9 +166,10 @@ class ConditionalVAE(nn.Module):
             with kl_weight(beta):
                 # p(z | LR)
                 z = pyro.sample("z", tempered_prior(loc, scale, temperature).to_event(self.latent_event_dim))
-            sr = pyro.deterministic("sr", self.decode(z, lr, features), event_dim=3)
+            likelihood = self.likelihood(*self.decode(z, lr, features))
+            pyro.deterministic("sr", likelihood.mean, event_dim=3)
             # p(HR | z, LR)
-            return pyro.sample("hr", per_channel_normal(sr, self.log_hr_scale), obs=hr)
+            return pyro.sample("hr", likelihood, obs=hr)
 
     def guide(self, lr: torch.Tensor, hr: torch.Tensor, beta: float = 1.0, temperature: float = 1.0):
         self._check(lr)

@@ -48,7 +48,7 @@ from pyro_sr.models.blocks import (
 )
 from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.models.kl_weight import kl_weight
-from pyro_sr.models.likelihoods import per_channel_normal
+from pyro_sr.models.likelihoods import DEFAULT_MIXTURES, PerChannelNormal, build_likelihood, check_likelihood
 from pyro_sr.models.registration import register
 
 
@@ -64,9 +64,12 @@ class HVAEConfig:
     groups_per_scale: tuple[int, ...] | None = None  # LR grid first, HR grid last; None: 2 on the LR grid, then 1
     blocks_per_group: int = 1  # residual blocks of the top-down state after each group
     base: dict | None = None  # CNNConfig (as a dict) of the frozen CNN the output refines; None: bicubic
+    likelihood: str = "normal"  # normal | normal-pixel | dmol: see pyro_sr.models.likelihoods
+    mixtures: int = DEFAULT_MIXTURES  # dmol: logistic components per pixel
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
+        check_likelihood(self.likelihood, self.mixtures)
         resolutions = int(math.log2(self.scale)) + 1
         groups = (2,) + (1,) * (resolutions - 1) if self.groups_per_scale is None else tuple(self.groups_per_scale)
         object.__setattr__(self, "groups_per_scale", groups)
@@ -183,7 +186,8 @@ class HierarchicalVAE(nn.Module):
         # Bottom-up path of the guide: HR residual over the base prediction and that prediction, HR grid down.
         self.hr_encoder = nn.Sequential(conv3x3(6, widths[-1]), nn.ReLU(), ResidualBlock(widths[-1], depth))
         self.downsample = nn.ModuleList(Downsample2x(widths[r + 1], widths[r], depth) for r in range(resolutions - 1))
-        self.log_hr_scale = nn.Parameter(torch.full((3,), -3.0))
+        self.likelihood = build_likelihood(config.likelihood, widths[-1], config.mixtures)
+        PerChannelNormal.accept_legacy_key(self)
         self.base_cnn = None if config.base is None else frozen(build_cnn(CNNConfig(**config.base)))
         self._base_cache: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (LR batch, its version, output)
         self._walk: _Walk | None = None  # the guide's last top-down walk, for the model replaying it
@@ -204,6 +208,10 @@ class HierarchicalVAE(nn.Module):
         vae = cls(replace(config, base=cnn.config.to_dict()))
         vae.base_cnn.load_state_dict(cnn.state_dict())
         return vae
+
+    @property
+    def discrete_likelihood(self) -> bool:
+        return self.likelihood.discrete
 
     @property
     def latent_sites(self) -> tuple[str, ...]:
@@ -325,9 +333,11 @@ class HierarchicalVAE(nn.Module):
         betas = self._betas(beta)
         with pyro.plate("images", lr.shape[0]):
             state = self._top_down(lr, None, betas, temperature)
-            sr = pyro.deterministic("sr", self.base(lr, base) + full_precision(self.output, state), event_dim=3)
+            loc = self.base(lr, base) + full_precision(self.output, state)
+            likelihood = self.likelihood(loc, state)
+            pyro.deterministic("sr", likelihood.mean, event_dim=3)
             # p(HR | z_1..z_L, LR)
-            return pyro.sample("hr", per_channel_normal(sr, self.log_hr_scale), obs=hr)
+            return pyro.sample("hr", likelihood, obs=hr)
 
     def guide(
         self,

@@ -31,7 +31,7 @@ import math
 import statistics
 import warnings
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyro
@@ -60,13 +60,15 @@ def channels_last_pays(device: torch.device) -> bool:
 @dataclass(frozen=True)
 class StepResult:
     """What one step did: the loss (β-weighted negative ELBO summed over the batch, nats), the gradient's global
-    norm (of the per-dimension objective, before clipping), why it was skipped (None: applied) and whether it was
-    applied as a new level after ``LEVEL_SHIFT`` spikes in a row."""
+    norm (of the per-dimension objective, before clipping), why it was skipped (None: applied), whether it was
+    applied as a new level after ``LEVEL_SHIFT`` spikes in a row, and each latent site's KL (nats per image,
+    unweighted: the ELBO's ``site_kl``)."""
 
     loss: float
     grad_norm: float
     skipped: str | None = None
     new_level: bool = False
+    site_kl: dict[str, float] = field(default_factory=dict)
 
 
 class ELBOLoss(nn.Module):
@@ -103,6 +105,7 @@ class ELBOStep:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         vae.to(memory_format=self.memory_format)
         self.params = [p for p in vae.parameters() if p.requires_grad]
+        self.elbo = elbo
         self.loss_fn: nn.Module = ELBOLoss(vae, elbo)
         if distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -133,7 +136,9 @@ class ELBOStep:
         dims = hr.numel()
         (loss / dims).backward()
         norm = nn.utils.clip_grad_norm_(self.params, self.clip_norm, foreach=True)
-        loss_value, norm_value = torch.stack([loss.detach().float(), norm.detach().float()]).tolist()
+        site_kl = getattr(self.elbo, "site_kl", {})  # one host transfer for all of it
+        values = torch.stack([loss.detach().float(), norm.detach().float(), *site_kl.values()]).tolist()
+        loss_value, norm_value, *kls = values
         verdict = self._verdict(loss_value / dims, norm_value)
         new_level = verdict == NEW_LEVEL
         skipped = None if new_level else verdict
@@ -142,7 +147,7 @@ class ELBOStep:
             self.skipped_in_a_row = 0
         else:
             self.skipped_in_a_row += 1
-        return StepResult(loss_value, norm_value, skipped, new_level)
+        return StepResult(loss_value, norm_value, skipped, new_level, dict(zip(site_kl, kls, strict=True)))
 
     def _laid_out(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x

@@ -8,7 +8,11 @@ VDVAE-style skipping of spikes, bf16 autocast where the hardware has it); the KL
 frozen base prediction) is computed once per training image, not per step. Every epoch writes a JSON line (train
 objective, the β in force, skipped steps, full-validation ELBO, KL, expected log-likelihood and PSNR, and the same
 on a fixed slice of the training images) and an atomic checkpoint with network, optimizer, schedule position and
-RNG states (also as ``best.pt`` at the best validation ELBO so far). The step's optimiser holds the network's
+RNG states (also as ``best.pt`` at the best validation ELBO so far). With ``ema_decay`` the network's weights are
+also averaged after every applied step (torch's ``swa_utils``, as in VDVAE): the average is what is validated and
+stored as the checkpoint's ``model`` (so bundled and sampled), the raw weights go on training (``train_model``).
+With ``free_bits``, a latent group whose KL was below it in the last step weighs nothing in the next
+(``annealing.with_free_bits``). The step's optimiser holds the network's
 parameters itself (model and guide skip ``pyro.module`` inside it), so the network's state_dict is the whole state.
 ``steps.jsonl`` gets the per-image loss, β, gradient norm and any skip of every step.
 """
@@ -32,6 +36,7 @@ import numpy as np
 import pyro
 import torch
 from pyro.infer import Predictive
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from pyro_sr.common import TrainingError, resolve_device
@@ -40,7 +45,7 @@ from pyro_sr.metrics import mse_to_psnr
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.models.registry import kind_of
 from pyro_sr.models.traces import paired_traces, sample_sites
-from pyro_sr.training.annealing import KLSchedule
+from pyro_sr.training.annealing import KLSchedule, with_free_bits
 from pyro_sr.training.distributed import all_reduce_sum, from_environment, rank0_verdict, setup
 from pyro_sr.training.elbo import ELBOS, make_elbo
 from pyro_sr.training.precision import check_precision, resolve_precision
@@ -75,8 +80,12 @@ class SVIConfig:
     kl: KLSchedule = KLSchedule()
     seed: int = 0
     group_kl_weights: tuple[float, ...] | None = None  # hierarchical VAE: per-group multipliers of the KL factor
+    free_bits: float = 0.0  # nats per image: a latent group's KL below this costs nothing (annealing.with_free_bits)
+    ema_decay: float = 0.998  # of the weights' exponential moving average, validated and saved; 0: none
 
     def __post_init__(self) -> None:
+        if self.free_bits < 0 or not 0 <= self.ema_decay < 1:
+            raise ValueError(f"free bits must be >= 0 and 0 <= ema_decay < 1, got {self.free_bits}, {self.ema_decay}")
         if self.group_kl_weights is not None:
             object.__setattr__(self, "group_kl_weights", tuple(float(w) for w in self.group_kl_weights))
             if min(self.group_kl_weights) < 0:
@@ -101,8 +110,8 @@ class SVIConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> SVIConfig:
-        # runs written before the lr warm-up existed had none
-        return cls(**{"lr_warmup_steps": 0, **d, "kl": KLSchedule(**d["kl"])})
+        # runs written before the lr warm-up, free bits and the EMA existed had none of them
+        return cls(**{"lr_warmup_steps": 0, "ema_decay": 0.0, **d, "kl": KLSchedule(**d["kl"])})
 
 
 def decayed_lr(config: SVIConfig, steps_per_epoch: int, step: int) -> float:
@@ -253,10 +262,16 @@ def fit_vae(
     probe = (
         train_data.subset(torch.arange(min(len(train_data), TRAIN_PROBE))) if hasattr(train_data, "subset") else None
     )
+    # The weights' moving average: what is validated, checkpointed as "model" and so bundled and sampled.
+    ema = AveragedModel(vae, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None
+    scored = ema.module if ema is not None else vae
     history: list[dict[str, float]] = []
     start_epoch, step = 0, 0
     if state is not None:
-        vae.load_state_dict(state["model"])
+        vae.load_state_dict(state.get("train_model", state["model"]))
+        if ema is not None:
+            ema.module.load_state_dict(state["model"])
+            ema.n_averaged.fill_(state.get("ema_averaged", 1))
         optimise.load_state_dict(state["optimizer"])
         shuffle.set_state(state["rng"]["shuffle"])
         _set_rng_state(state["rng"])
@@ -264,11 +279,12 @@ def fit_vae(
             pyro.set_rng_seed(config.seed + dist.rank + 7919 * state["step"])  # ranks draw different latents
         history, start_epoch, step = state["history"], state["epoch"], state["step"]
     table = precompute_inputs(vae, train_data, dev) if isinstance(train_data, PairedImages) else None
+    site_kl: dict[str, float] | None = None  # each latent group's KL in the last step, for free bits
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
         vae.train()
         started, seen, processed, loss_sum, beta = time.perf_counter(), 0, 0, 0.0, config.kl.factor(step)
-        step_log, norms, skipped, new_levels = [], [], Counter(), 0
+        step_log, norms, skipped, new_levels, freed = [], [], Counter(), 0, Counter()
         batches = training_batches(vae, train_data, table, global_batch, shuffle, dev, (dist.rank, dist.world_size))
         bar = tqdm(
             itertools.islice(batches, steps_per_epoch),
@@ -282,8 +298,10 @@ def fit_vae(
         for lr_batch, hr_batch, inputs in bar:
             beta = config.kl.factor(step)
             optimise.set_lr(decayed_lr(config, steps_per_epoch, step))
+            weights = with_free_bits(config.kl_weight(step), site_kl, vae.latent_sites, config.free_bits)
             with divergence_as_error(epoch):
-                result = optimise(lr_batch, hr_batch, config.kl_weight(step), **inputs)
+                result = optimise(lr_batch, hr_batch, weights, **inputs)
+            site_kl = result.site_kl
             if optimise.stuck:
                 raise diverged(
                     epoch,
@@ -294,7 +312,13 @@ def fit_vae(
             if result.new_level:
                 entry["new_level"] = True
                 new_levels += 1
+            free = [name for name, kl in site_kl.items() if config.free_bits and kl < config.free_bits]
+            if free:
+                entry["free"] = free  # groups whose KL weighed nothing in the next step
+                freed.update(free)
             if result.skipped is None:
+                if ema is not None:
+                    ema.update_parameters(vae)
                 loss_sum += result.loss
                 seen += len(hr_batch)
                 norms.append(result.grad_norm)
@@ -312,6 +336,8 @@ def fit_vae(
         seconds = time.perf_counter() - started
         vae.eval()
         check_weights(vae, epoch)  # on every rank: their weights are the same
+        if ema is not None:
+            check_weights(scored, epoch)
         if not dist.is_main:
             history.append({"epoch": epoch, "step": step})
             if not rank0_verdict(True, dev):  # rank 0 validates and writes the checkpoint
@@ -320,8 +346,8 @@ def fit_vae(
         try:  # rank 0: score the epoch, refuse it if anything is no longer finite, write it
             with divergence_as_error(epoch):
                 validation = {
-                    **(validate(vae, probe, dev, prefix="train") if probe is not None else {}),
-                    **(validate(vae, val_data, dev) if val_data is not None and len(val_data) else {}),
+                    **(validate(scored, probe, dev, prefix="train") if probe is not None else {}),
+                    **(validate(scored, val_data, dev) if val_data is not None and len(val_data) else {}),
                 }
             record = {
                 "epoch": epoch,
@@ -332,6 +358,7 @@ def fit_vae(
                 "skipped_steps": sum(skipped.values()),
                 **({"skipped": dict(skipped)} if skipped else {}),
                 **({"new_levels": new_levels} if new_levels else {}),  # steps applied after 5 spikes in a row
+                **({"free_bits_steps": dict(freed)} if freed else {}),  # per group: steps its KL weighed nothing
                 "grad_norm_median": statistics.median(norms) if norms else None,
                 **validation,
                 "lr": decayed_lr(config, steps_per_epoch, step),  # in force after the epoch's last step
@@ -349,7 +376,8 @@ def fit_vae(
                     "kind": kind,
                     "model_config": vae.config.to_dict(),
                     "svi_config": config.to_dict(),
-                    "model": vae.state_dict(),
+                    "model": scored.state_dict(),  # the moving average when there is one
+                    **({"train_model": vae.state_dict(), "ema_averaged": int(ema.n_averaged)} if ema else {}),
                     "optimizer": optimise.state_dict(),
                     "rng": {"shuffle": shuffle.get_state(), **_rng_state()},
                     "epoch": epoch,
