@@ -55,7 +55,8 @@ def test_a_judge_learns_a_learnable_task_and_resumes(tmp_path):
     assert history[-1]["val_accuracy"] >= 0.9 and history[-1]["train_loss"] < history[0]["train_loss"]
     loaded = load_judge(tmp_path)
     assert judge_accuracy(loaded.judge, *val) == max(r["val_accuracy"] for r in history)  # best.pt
-    more = fit_judge(TINY, JudgeTrainConfig(epochs=13, batch_size=16), train, val, tmp_path, resume=True, progress=False)
+    more_epochs = JudgeTrainConfig(epochs=13, batch_size=16)
+    more = fit_judge(TINY, more_epochs, train, val, tmp_path, resume=True, progress=False)
     assert len(more) == 13 and len((tmp_path / "log.jsonl").read_text().splitlines()) == 13
     with pytest.raises(CheckpointError, match="exists"):
         fit_judge(TINY, config, train, val, tmp_path, progress=False)

@@ -31,7 +31,7 @@ from torch import nn
 from pyro_sr.models.blocks import full_precision
 
 LIKELIHOODS = ("normal", "normal-pixel", "dmol")
-DEFAULT_MIXTURES = 5  # components per pixel: VDVAE uses 10 for unconditional CIFAR-10; 5 steps the HVAE 1.25x faster on CPU
+DEFAULT_MIXTURES = 5  # per pixel; VDVAE uses 10 (unconditional CIFAR-10), 5 steps the HVAE 1.25x faster on CPU
 LEVELS = 255  # an 8-bit pixel x in [0, 1] is one of k / LEVELS, k = 0..255
 MIN_LOG_SCALE = -9.0  # logistic scales below ~1/30 of a level put all mass on one level already
 PIXEL_SCALE_FLOOR = 1e-3  # a quarter of a level: a per-pixel Normal scale cannot shrink to a point
