@@ -76,6 +76,12 @@ class SeedCNN(CNNSuperResolver):
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         return self.net(lr)
 
+    @property
+    def receptive_radius(self) -> int:
+        """LR pixels of context an output pixel depends on, rounded up (see ``models.contract``): the LR conv, a
+        bicubic step and a 5x5 conv per 2x stage, three 5x5 convs on the HR grid."""
+        return 1 + 4 * int(math.log2(self.config.scale)) + 6
+
 
 class ResidualSR(CNNSuperResolver):
     """Our CNN: residual blocks at low resolution, sub-pixel upsampling, and a global bicubic skip.
@@ -93,6 +99,12 @@ class ResidualSR(CNNSuperResolver):
         self.upsample = SubPixelUpsampler(c, config.scale)
         self.tail = conv3x3(c, 3)
         self.skip = BicubicUpsample(config.scale)
+
+    @property
+    def receptive_radius(self) -> int:
+        """LR pixels of context an output pixel depends on, rounded up (see ``models.contract``): head, two convs
+        per residual block, the body's last conv, one conv per 2x stage and the tail (bicubic skip: 2)."""
+        return 1 + 2 * self.config.blocks + 1 + int(math.log2(self.config.scale)) + 1
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         x = self.head(lr - 0.5)

@@ -19,6 +19,12 @@ instead of what it is called.
   once per image and pass it to ``model`` and ``guide`` as keyword arguments, which without them compute it
   themselves.
 
+Convolutional models also say ``receptive_radius``: how many LR pixels around an output pixel's own LR pixel it
+depends on (an upper bound; None where every output sees the whole image). Tiled prediction uses it as its margin,
+so a tiled output equals a whole-image pass. A probabilistic one whose latents are images says ``latent_grids``:
+each latent site's (channels, factor of its grid over the LR grid), so that tiled sampling can give every tile its
+crop of one whole-image draw of the latents' noise (``predict.noise``).
+
 A probabilistic super-resolver whose ``hr`` site is a pmf on the 8-bit values (the discretised logistic mixture)
 says so with ``discrete_likelihood = True``: its bits/dim are then exact, not on dequantised images.
 

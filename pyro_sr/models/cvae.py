@@ -11,6 +11,7 @@ as the deterministic site ``sr``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import pyro
@@ -143,6 +144,20 @@ class ConditionalVAE(nn.Module):
 
     def upsample(self, lr: torch.Tensor) -> torch.Tensor:
         return bicubic_upscale(lr, self.config.scale)
+
+    @property
+    def receptive_radius(self) -> int | None:
+        """LR pixels of context a sample's pixel depends on through the model, rounded up (``models.contract``):
+        the LR encoder and prior conv, the latent's conv, the decoder's convs, its 2x stages and the likelihood
+        head. None for the linear prior, whose every latent sees the whole image."""
+        if self.config.prior != "spatial":
+            return None
+        return 4 * self.config.blocks + 6 + int(math.log2(self.config.scale))
+
+    @property
+    def latent_grids(self) -> dict[str, tuple[int, int]] | None:
+        """``z`` on the LR grid (``models.contract``); None for the linear prior's vector latent."""
+        return {"z": (self.config.latent_channels, 1)} if self.config.prior == "spatial" else None
 
     @property
     def discrete_likelihood(self) -> bool:

@@ -210,6 +210,21 @@ class HierarchicalVAE(nn.Module):
         return vae
 
     @property
+    def receptive_radius(self) -> int:
+        """LR pixels of context a sample's pixel depends on through the model (prior path), rounded up: the base,
+        or the LR encoder, each group's prior head, injection and blocks, each 2x step and the output heads, every
+        layer counted as a whole LR pixel whatever its grid (see ``models.contract``)."""
+        c = self.config
+        path = 1 + 2 * c.lr_blocks + c.num_groups * (2 + 2 * c.blocks_per_group) + len(c.groups_per_scale) - 1 + 2
+        return max(path, 2 if self.base_cnn is None else self.base_cnn.receptive_radius)
+
+    @property
+    def latent_grids(self) -> dict[str, tuple[int, int]]:
+        """Each latent site's channels and its grid's factor over the LR grid (``models.contract``)."""
+        factors = [2**r for r, n in enumerate(self.config.groups_per_scale) for _ in range(n)]
+        return {name: (self.config.latent_channels, f) for name, f in zip(self.latent_sites, factors, strict=True)}
+
+    @property
     def discrete_likelihood(self) -> bool:
         return self.likelihood.discrete
 
@@ -225,13 +240,13 @@ class HierarchicalVAE(nn.Module):
         if hr is not None and tuple(hr.shape) != expected:
             raise ValueError(f"expected an HR batch of shape {expected} (x{self.config.scale}), got {tuple(hr.shape)}")
 
-    def _betas(self, beta: float | Sequence[float]) -> list[float]:
-        if isinstance(beta, int | float):
-            return [float(beta)] * self.config.num_groups
-        betas = [float(b) for b in beta]
-        if len(betas) != self.config.num_groups:
-            raise ValueError(f"expected one KL weight per latent group ({self.config.num_groups}), got {len(betas)}")
-        return betas
+    def _per_group(self, value: float | Sequence[float], what: str) -> list[float]:
+        if isinstance(value, int | float):
+            return [float(value)] * self.config.num_groups
+        values = [float(v) for v in value]
+        if len(values) != self.config.num_groups:
+            raise ValueError(f"expected one {what} per latent group ({self.config.num_groups}), got {len(values)}")
+        return values
 
     def base(self, lr: torch.Tensor, given: torch.Tensor | None = None) -> torch.Tensor:
         """The deterministic prediction that the latents refine: bicubic, or the frozen base CNN's output (in fp32,
@@ -278,7 +293,7 @@ class HierarchicalVAE(nn.Module):
             return None
         return walk
 
-    def _top_down(self, lr, hr_features, betas, temperature):
+    def _top_down(self, lr, hr_features, betas, temperatures):
         """Walk the groups coarse to fine, sampling each ``z_l`` from the posterior (guide: ``hr_features``
         given) or the prior (model); returns the final state on the HR grid.
 
@@ -301,7 +316,7 @@ class HierarchicalVAE(nn.Module):
                 else:
                     loc, scale = group.prior(state)
                 if not guide:
-                    fn = tempered_prior(loc, scale, temperature)
+                    fn = tempered_prior(loc, scale, temperatures[index])
                 else:
                     fn = dist.Normal(*group.posterior(state, hr_features[r], loc, scale))
                 with kl_weight(betas[index]):
@@ -325,14 +340,15 @@ class HierarchicalVAE(nn.Module):
         lr: torch.Tensor,
         hr: torch.Tensor | None = None,
         beta: float | Sequence[float] = 1.0,
-        temperature: float = 1.0,
+        temperature: float | Sequence[float] = 1.0,
         base: torch.Tensor | None = None,
     ):
         self._check(lr, hr)
         register("hvae", self)  # the trainable parameters: the frozen base CNN's weights are buffers
-        betas = self._betas(beta)
+        betas = self._per_group(beta, "KL weight")
+        temperatures = self._per_group(temperature, "temperature")  # of each group's prior (sampling)
         with pyro.plate("images", lr.shape[0]):
-            state = self._top_down(lr, None, betas, temperature)
+            state = self._top_down(lr, None, betas, temperatures)
             loc = self.base(lr, base) + full_precision(self.output, state)
             likelihood = self.likelihood(loc, state)
             pyro.deterministic("sr", likelihood.mean, event_dim=3)
@@ -344,11 +360,11 @@ class HierarchicalVAE(nn.Module):
         lr: torch.Tensor,
         hr: torch.Tensor,
         beta: float | Sequence[float] = 1.0,
-        temperature: float = 1.0,
+        temperature: float | Sequence[float] = 1.0,
         base: torch.Tensor | None = None,
     ):
         self._check(lr, hr)
         register("hvae", self)  # the trainable parameters: the frozen base CNN's weights are buffers
-        betas = self._betas(beta)
+        betas = self._per_group(beta, "KL weight")
         with pyro.plate("images", lr.shape[0]):
-            self._top_down(lr, self.bottom_up(lr, hr, base), betas, temperature)
+            self._top_down(lr, self.bottom_up(lr, hr, base), betas, None)

@@ -22,7 +22,7 @@ from pyro_sr.models.blocks import nearest_upscale
 from pyro_sr.predict.figures import save_comparison_grid, std_map, summary_columns
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, summarize_samples
 from pyro_sr.predict.tiling import DEFAULT_TILE, Region, super_resolve_uint8, tile_count
-from pyro_sr.predict.upscalers import predict_tiled, upscaler_for
+from pyro_sr.predict.upscalers import predict_tiled, tile_margin, upscaler_for
 from pyro_sr.weights.loading import LoadedModel, load_model
 
 GRID_MAX_SIDE = 1024  # SR pixels; a larger output gets no comparison grid (it would be unreadably large)
@@ -73,7 +73,6 @@ def write_sample_files(
         if bar is not None:
             bar.update(tile_count(lr.shape[-2:], tile) * num_samples)
     else:
-        one_sample = upscaler_for(loaded, 1, temperature)
         height, width = (loaded.scale * s for s in lr.shape[-2:])
         mean, squared_deviations = torch.zeros(3, height, width), torch.zeros(3, height, width)
         drawn = 0  # samples of every pixel so far, before the current one
@@ -90,7 +89,8 @@ def write_sample_files(
 
         kept = []
         for k, path in enumerate(paths):
-            sample = super_resolve_uint8(one_sample, lr, loaded.scale, tile, on_tile=accumulate)
+            one_sample = upscaler_for(loaded, 1, temperature)  # its own noise: a new sample
+            sample = super_resolve_uint8(one_sample, lr, loaded.scale, tile, accumulate, tile_margin(loaded))
             drawn += 1
             save_png(sample, path)
             if k < GRID_SAMPLES and max(height, width) <= GRID_MAX_SIDE:
@@ -142,7 +142,8 @@ def upscale_files(
                 sr = to_uint8(predict_tiled(loaded, upscaler, lr, tile, lr_consistent=True)[0])
                 bar.update(tile_count(lr.shape[-2:], tile))
             else:
-                sr = super_resolve_uint8(upscaler, lr, loaded.scale, tile, on_tile=lambda *_: bar.update())
+                margin = tile_margin(loaded)
+                sr = super_resolve_uint8(upscaler, lr, loaded.scale, tile, lambda *_: bar.update(), margin)
             save_png(sr, out_dir / f"{path.stem}.png")
             written.append(out_dir / f"{path.stem}.png")
     return written

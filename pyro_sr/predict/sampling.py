@@ -2,31 +2,67 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+from pyro import poutine
 from pyro.infer import Predictive
+from pyro.infer.reparam import LocScaleReparam
 
 from pyro_sr.models.contract import ProbabilisticSR
 
 DEFAULT_NUM_SAMPLES = 16  # samples per image wherever the user does not say
+Temperature = float | Sequence[float]  # one for every latent group, or one per group (coarse to fine)
+
+
+def site_temperatures(vae: ProbabilisticSR, temperature: Temperature) -> dict[str, float]:
+    """The temperature of each latent site: ``temperature`` for all, or one per site in ``latent_sites`` order."""
+    sites = vae.latent_sites
+    if isinstance(temperature, int | float):
+        temperatures = [float(temperature)] * len(sites)
+    else:
+        temperatures = [float(t) for t in temperature]
+        if len(temperatures) != len(sites):
+            raise ValueError(f"expected one temperature per latent group ({len(sites)}), got {len(temperatures)}")
+    if not all(t >= 0 for t in temperatures):
+        raise ValueError(f"the temperature must be >= 0, got {temperature}")
+    return dict(zip(sites, temperatures, strict=True))
+
+
+def _with_noise(model, noise: dict[str, torch.Tensor], temperatures: dict[str, float]):
+    """``model`` with each latent site drawn as prior loc + temperature x prior scale x the given noise (Pyro's
+    ``LocScaleReparam`` decentres the site, and the decentred site is conditioned on the noise); sites at
+    temperature 0 sit at their prior mean and need none."""
+    sites = [name for name in noise if temperatures[name] > 0]
+    decentred = poutine.reparam(model, config={name: LocScaleReparam(centered=0.0) for name in sites})
+    return poutine.condition(decentred, data={f"{name}_decentered": noise[name] for name in sites})
 
 
 @torch.no_grad()
 def sample_super_resolutions(
-    vae: ProbabilisticSR, lr: torch.Tensor, num_samples: int, temperature: float = 1.0, chunk: int = 512
+    vae: ProbabilisticSR,
+    lr: torch.Tensor,
+    num_samples: int,
+    temperature: Temperature = 1.0,
+    chunk: int = 512,
+    noise: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """K super-resolutions of each LR image, (K, N, 3, H, W) in [0, 1].
 
-    Each is the decoder mean (site ``sr``) for a latent drawn from the prior, optionally with its scale multiplied
-    by ``temperature`` (0: the latents at their prior means); the pixel noise of the likelihood is left out, as
-    usual for image samples. The K copies of the batch are run ``chunk`` images at a time through one Predictive
-    call that returns only ``sr``; what the VAE can precompute from the LR image (``precomputed``, the HVAE's base
-    CNN: a third of its sampling time) is computed once per image, not once per sample.
+    Each is the location of the pixel likelihood (site ``sr``: the decoder's location, or the logistic mixture's
+    mean) for latents drawn from the prior, optionally with their scale multiplied by ``temperature`` (one, or one
+    per latent group; 0: the latents at their prior means); the pixel noise of the likelihood is left out
+    (docs/training.md says why). ``noise``: each latent site's standard-normal noise, (K * N, C, h, w) with sample
+    k of image n at k * N + n (a crop of ``predict.noise.LatentNoise``), instead of fresh draws. The K copies of
+    the batch are run ``chunk`` images at a time through one Predictive call that returns only ``sr``; what the
+    VAE can precompute from the LR image (``precomputed``, the HVAE's base CNN: a third of its sampling time) is
+    computed once per image, not once per sample.
     """
     if num_samples < 1:
         raise ValueError(f"the number of samples must be >= 1, got {num_samples}")
-    if not temperature >= 0:
-        raise ValueError(f"the temperature must be >= 0, got {temperature}")
-    predictive = Predictive(vae.model, num_samples=1, return_sites=("sr",))
+    temperatures = site_temperatures(vae, temperature)
+    if len(set(temperatures.values())) <= 1:  # one temperature: the form every model takes
+        temperature = next(iter(temperatures.values()), 1.0)
     precomputed = getattr(vae, "precomputed", None)
     inputs = {"lr": lr, **(precomputed(lr) if precomputed is not None else {})}
     # sample k of image n sits at k * N + n
@@ -34,6 +70,11 @@ def sample_super_resolutions(
 
     def part(start: int) -> torch.Tensor:
         inputs = {name: value[start : start + chunk] for name, value in repeated.items()}
+        model = vae.model
+        if noise is not None:
+            crops = {name: value[start : start + chunk].to(lr.device) for name, value in noise.items()}
+            model = _with_noise(model, crops, temperatures)
+        predictive = Predictive(model, num_samples=1, return_sites=("sr",))
         return predictive(hr=None, beta=1.0, temperature=temperature, **inputs)["sr"][0]
 
     parts = [part(start) for start in range(0, len(lr) * num_samples, chunk)]

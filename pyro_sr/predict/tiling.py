@@ -1,6 +1,8 @@
 """Super-resolving images of any size with bounded memory: the LR image is cut into overlapping tiles whose
-margin covers the network's receptive field, so for a CNN the stitched output equals a whole-image pass.
-For a VAE each tile draws its own latents, so samples of large images are stitched from per-tile samples.
+margin covers the network's receptive field (the model's ``receptive_radius``), so the stitched output equals a
+whole-image pass. A VAE's sampler gives every tile its crop of one whole-image draw of the latents' noise (an
+upscaler with a ``window(rows, cols)`` method: ``predict.upscalers.NoiseFieldSampler``), so a tiled sample is a
+sample of the model, the same as a whole-image pass with that noise.
 
 ``super_resolve`` returns a float tensor (for batches held in memory); ``super_resolve_uint8`` writes each tile
 into a uint8 image as it comes, so its peak memory is that image (3 bytes a pixel) plus one tile's work."""
@@ -16,7 +18,7 @@ import torch
 from pyro_sr.data.images import to_uint8
 from pyro_sr.models.contract import Upscaler
 
-TILE_MARGIN = 16  # LR pixels; more than the receptive-field radius of the bundled networks
+TILE_MARGIN = 16  # LR pixels, for an upscaler whose model does not say its receptive_radius
 DEFAULT_TILE = 128  # LR pixels a side
 
 Region = tuple[slice, slice]  # output rows and columns
@@ -35,11 +37,13 @@ def _tiles(
     if tile < 1:
         raise ValueError(f"tile size must be positive, got {tile}")
     h, w = lr.shape[-2:]
+    window = getattr(upscaler, "window", None)  # an upscaler that must know where its input lies in the image
     for top in range(0, h, tile):
         for left in range(0, w, tile):
             t0, l0 = max(top - margin, 0), max(left - margin, 0)
             t1, l1 = min(top + tile + margin, h), min(left + tile + margin, w)
-            sr = upscaler(lr[..., t0:t1, l0:l1])
+            tile_upscaler = upscaler if window is None else window((t0, t1), (l0, l1))
+            sr = tile_upscaler(lr[..., t0:t1, l0:l1])
             bottom, right = min(top + tile, h), min(left + tile, w)
             region = (slice(top * scale, bottom * scale), slice(left * scale, right * scale))
             yield (
