@@ -27,7 +27,7 @@ from pyro_sr.evaluation.likelihood import (
     scored_images,
 )
 from pyro_sr.models.contract import VariationalSR, has_discrete_likelihood
-from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Temperature
 from pyro_sr.predict.tiling import DEFAULT_TILE
 from pyro_sr.predict.upscalers import predict_tiled, upscaler_for
 from pyro_sr.weights.loading import LoadedModel, load_model
@@ -72,7 +72,7 @@ class SuperResolver:
         self,
         lr: torch.Tensor,
         num_samples: int | None = None,
-        temperature: float = 1.0,
+        temperature: Temperature = 1.0,
         tile: int = DEFAULT_TILE,
         lr_consistent: bool = False,
         self_ensemble: bool = False,
@@ -87,7 +87,7 @@ class SuperResolver:
         self,
         lr: torch.Tensor,
         num_samples: int = DEFAULT_NUM_SAMPLES,
-        temperature: float = 1.0,
+        temperature: Temperature = 1.0,
         tile: int = DEFAULT_TILE,
         lr_consistent: bool = False,
     ) -> torch.Tensor:

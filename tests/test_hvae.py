@@ -204,6 +204,12 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
     )
     with Image.open(tmp_path / "up" / "flat_sample1.png") as image:
         assert image.size == (40, 24)
+    per_group = ["sample", "--model", str(run), "--data", "sample", "--limit", "1", "--num-samples", "2"]
+    assert main([*per_group, "--temperature", "1", "0.5", "0", "1", "--out", str(tmp_path / "groups")]) == 0
+    assert (tmp_path / "groups" / "sample_test_00000_sample1.png").is_file()
+    capsys.readouterr()
+    assert main([*per_group, "--temperature", "1", "0.5", "--out", str(tmp_path / "bad")]) != 0
+    assert "one temperature per latent group (4), got 2" in capsys.readouterr().err
     capsys.readouterr()
     assert (
         main(
@@ -242,9 +248,11 @@ def test_cli_fits_an_hvae_and_uses_it_everywhere(tmp_path, capsys, fake_cifar_ba
     assert main(likelihood) == 0
     table = capsys.readouterr().out
     assert "IWAE, K=3" in table and "ELBO" in table and "Normal around the prediction" in table
-    rows = [line.split("|") for line in table.splitlines()]
-    elbo_bits, iwae_bits = (float(r[4]) for r in rows if len(r) > 4 and r[2].strip() in ("ELBO", "IWAE, K=3"))
-    assert elbo_bits >= iwae_bits  # both from the same draws: the IWAE bound is the tighter
+    rows = [[cell.strip() for cell in line.split("|")] for line in table.splitlines()]
+    header = next(r for r in rows if "bits/dim" in r)
+    bits = {r[2]: float(r[header.index("bits/dim")]) for r in rows if len(r) > 4 and r[2] in ("ELBO", "IWAE, K=3")}
+    assert all(r[3] == "dequantised" for r in rows if len(r) > 4 and r[1] == "run")
+    assert bits["ELBO"] >= bits["IWAE, K=3"] > 3  # both from the same draws: the IWAE bound is the tighter
     assert main(likelihood) == 0
     assert capsys.readouterr().out == table  # seeded: the same draws every run
 

@@ -1,11 +1,15 @@
-"""The SVI loop's schedule: what a resumed run continues with."""
+"""The SVI loop's schedule: what a resumed run continues with, and free bits."""
 
+import pyro
 import pytest
 import torch
 
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
+from pyro_sr.models.traces import paired_traces
+from pyro_sr.training.annealing import with_free_bits
+from pyro_sr.training.elbo import ELBOS, make_elbo
 from pyro_sr.training.svi import SVIConfig, decayed_lr, fit_vae
 
 TINY = CVAEConfig(channels=8, blocks=1)
@@ -42,3 +46,55 @@ def test_the_learning_rate_warms_up_linearly_then_decays_and_old_runs_had_no_war
     assert SVIConfig.from_dict(written_before).lr_warmup_steps == 0  # a resumed old run keeps its schedule
     with pytest.raises(ValueError, match="lr_warmup_steps"):
         SVIConfig(lr_warmup_steps=-1)
+
+
+def test_free_bits_weigh_nothing_for_a_group_below_them():
+    sites = ("z1", "z2")
+    assert with_free_bits(0.5, {"z1": 3.0, "z2": 10.0}, sites, 5.0) == (0.0, 0.5)
+    assert with_free_bits((1.0, 2.0), {"z1": 6.0, "z2": 4.0}, sites, 5.0) == (1.0, 0.0)
+    assert with_free_bits((1.0, 2.0), None, sites, 5.0) == (1.0, 2.0)  # no step yet
+    assert with_free_bits(0.5, {"z": 1.0}, ("z",), 5.0) == 0.0 and with_free_bits(0.5, {"z": 1.0}, ("z",), 0) == 0.5
+
+
+@pytest.mark.parametrize("elbo", ELBOS)
+def test_the_kl_free_bits_read_is_each_groups_kl_in_the_elbo(elbo):
+    from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+
+    vae = HierarchicalVAE(HVAEConfig(channels=16, min_channels=8, lr_blocks=1, latent_channels=2))
+    hr = load_bundled_sample()[:6]
+    data = PairedImages.from_hr(hr, Degradation())
+    lr, hr = data.lr, hr.float() / 255
+    estimator = make_elbo(elbo)
+    pyro.set_rng_seed(3)
+    estimator.differentiable_loss(vae.model, vae.guide, lr, hr, 0.0)  # the weights do not enter the KL read
+    pyro.set_rng_seed(3)
+    guide_trace, model_trace = paired_traces(vae, lr, hr)
+    for name in vae.latent_sites:
+        q, p = guide_trace.nodes[name], model_trace.nodes[name]
+        if elbo == "meanfield":
+            expected = torch.distributions.kl_divergence(q["fn"], p["fn"]).mean()
+        else:
+            expected = (q["fn"].log_prob(q["value"]) - p["fn"].log_prob(p["value"])).mean()
+        torch.testing.assert_close(estimator.site_kl[name], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_loop_frees_the_groups_whose_last_kl_was_below_the_floor(tmp_path, monkeypatch):
+    from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+    from pyro_sr.training import step as step_module
+
+    weights = []
+    original = step_module.ELBOStep.__call__
+
+    def recording(self, lr, hr, beta, **inputs):
+        weights.append(beta)
+        return original(self, lr, hr, beta, **inputs)
+
+    monkeypatch.setattr(step_module.ELBOStep, "__call__", recording)
+    train = PairedImages.from_hr(load_bundled_sample()[:32], Degradation())
+    vae = HierarchicalVAE(HVAEConfig(channels=16, min_channels=8, lr_blocks=1, latent_channels=2))
+    config = SVIConfig(epochs=1, batch_size=8, free_bits=1e6)  # every group is always below the floor
+    history = fit_vae(vae, config, train, None, tmp_path, progress=False)
+    assert weights[0] == 1.0 and all(w == (0.0,) * 4 for w in weights[1:])
+    assert history[-1]["free_bits_steps"] == dict.fromkeys(vae.latent_sites, 4)
+    with pytest.raises(ValueError, match="free bits"):
+        SVIConfig(free_bits=-1.0)

@@ -68,8 +68,11 @@ def sampling_parent() -> argparse.ArgumentParser:
     parent.add_argument(
         "--temperature",
         type=nonnegative,
-        default=1.0,
-        help="scale of the prior; 0 puts every latent at its prior mean (default: 1.0)",
+        nargs="+",
+        default=[1.0],
+        metavar="T",
+        help="scale of the prior, for every latent group or one per group (hvae: z1 first); 0 puts the latents at "
+        "their prior mean (default: 1.0)",
     )
     parent.add_argument("--seed", type=natural, default=0, help="random seed of the samples (default: 0)")
     parent.add_argument(
@@ -128,3 +131,8 @@ def add_degradation_args(parser: argparse.ArgumentParser) -> None:
 
 def degradation(args: argparse.Namespace) -> Degradation:
     return Degradation(args.degradation, args.scale, args.sigma)
+
+
+def temperature(args: argparse.Namespace) -> float | tuple[float, ...]:
+    """``--temperature``: one value for every latent group, or one per group."""
+    return args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_data_args, add_degradation_args, add_model_arg, count, degradation
+from pyro_sr.cli.args import add_data_args, add_degradation_args, add_model_arg, count, degradation, temperature
 from pyro_sr.common import seed_everything, set_threads, write_json
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.evaluation.calibration import Calibration, format_calibration_table, plot_calibration
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         deg,
         args.device,
         DEFAULT_NUM_SAMPLES if args.num_samples is None else args.num_samples,
-        args.temperature,
+        temperature(args),
         args.lr_consistent,
         args.self_ensemble,
         realism=not args.no_realism,

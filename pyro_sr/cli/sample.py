@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_data_args, add_model_arg, add_tile_arg, count
+from pyro_sr.cli.args import add_data_args, add_model_arg, add_tile_arg, count, temperature
 from pyro_sr.common import seed_everything, set_threads
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.predict.files import GRID_MAX_SIDE, sample_image_files, sample_to_files
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     loaded = load_model(args.model, args.device)
     num_samples = DEFAULT_NUM_SAMPLES if args.num_samples is None else args.num_samples
-    options = {"temperature": args.temperature, "tile": args.tile, "lr_consistent": args.lr_consistent}
+    options = {"temperature": temperature(args), "tile": args.tile, "lr_consistent": args.lr_consistent}
     if args.images:
         sample_image_files(loaded, args.images, args.out, num_samples, **options)
     else:

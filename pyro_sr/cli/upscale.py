@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_model_arg, add_tile_arg
+from pyro_sr.cli.args import add_model_arg, add_tile_arg, temperature
 from pyro_sr.common import seed_everything, set_threads
 from pyro_sr.data.degradation import SUPPORTED_SCALES
 from pyro_sr.predict.files import upscale_files
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         tile=args.tile,
         num_samples=args.num_samples,
-        temperature=args.temperature,
+        temperature=temperature(args),
         lr_consistent=args.lr_consistent,
         ensemble=args.self_ensemble,
     )

@@ -19,7 +19,7 @@ from pyro_sr.models.blocks import bicubic_upscale, nearest_upscale
 from pyro_sr.models.contract import ProbabilisticSR, Upscaler
 from pyro_sr.models.judge import JUDGE_IMAGE_SIZE
 from pyro_sr.predict.consistency import lr_consistent, project_to_lr
-from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, sample_super_resolutions
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Temperature, sample_super_resolutions
 from pyro_sr.predict.self_ensemble import degradation_symmetries, self_ensemble
 from pyro_sr.weights.judge import load_judge
 from pyro_sr.weights.loading import load_models
@@ -93,27 +93,29 @@ def score_samples(
     pairs: PairedImages,
     degradation: Degradation,
     num_samples: int,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     device: torch.device | str = "cpu",
     batch_size: int = 100,
     project: bool = False,
     desc: str = "",
     keep: int = 0,
     realism: RealismMetrics | None = None,
+    pixel_temperature: float | None = None,
 ) -> SampleScores:
     """Two rows of metrics for a VAE: the mean of ``num_samples`` samples, and single samples (each sample
     scored on its own), both with the sample std (``sample_std``: the root of the mean unbiased per-pixel variance
     across samples, which does not depend on K); the samples' calibration against the HR images (K >= 2); and,
     with ``keep``, the samples of the first ``keep`` images, (K, keep, 3, H, W), so that a figure of them needs no
     second draw. With ``project`` each sample is first projected onto its LR input; with ``realism`` both rows
-    get the judge's scores."""
+    get the judge's scores; with ``pixel_temperature`` the samples are draws of the pixel likelihood
+    (``sample_super_resolutions``)."""
     of_mean, of_samples, kept = SRMetrics(degradation), SRMetrics(degradation), []
     calibration = CalibrationMetrics() if num_samples > 1 else None
     realism_of_mean = copy.deepcopy(realism)  # the same HR features, its own SR outputs
     variance = 0.0
     batches = labelled_batches(pairs, batch_size, device)
     for lr, hr, labels in progress(batches, pairs.num_batches(batch_size), desc):
-        samples = sample_super_resolutions(vae, lr, num_samples, temperature)
+        samples = sample_super_resolutions(vae, lr, num_samples, temperature, pixel_temperature=pixel_temperature)
         if project:
             samples = project_to_lr(samples, lr, degradation).clamp(0, 1)
         of_mean.update(samples.mean(0), hr, lr)
@@ -148,7 +150,7 @@ def evaluate_models(
     degradation: Degradation,
     device: str = "cpu",
     num_samples: int = DEFAULT_NUM_SAMPLES,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     project: bool = False,
     ensemble: bool = False,
     kept_samples: dict[str, torch.Tensor] | None = None,

@@ -6,9 +6,10 @@ instead of what it is called.
   the plate ``images``, whose sites are
 
   - the latent sample sites named in ``latent_sites`` (each inside ``poutine.scale`` by its KL weight ``beta``),
-    drawn from the LR-conditioned prior, its scale multiplied by ``temperature``;
-  - ``sr`` (deterministic, event_dim 3): the location of the pixel likelihood given the latents, in [0, 1]
-    up to overshoot. It is what a *sample* of the super-resolver is: ``predict.sampling`` returns it;
+    drawn from the LR-conditioned prior, its scale multiplied by ``temperature`` (one for all sites, or, where
+    the model takes it, one per site);
+  - ``sr`` (deterministic, event_dim 3): the location of the pixel likelihood given the latents (its mean), in
+    [0, 1] up to overshoot. It is what a *sample* of the super-resolver is: ``predict.sampling`` returns it;
   - ``hr`` (event_dim 3): the pixel likelihood itself, observed when ``hr`` is given.
 
   Anything with such a ``model`` can be sampled with ``pyro.infer.Predictive``.

@@ -36,6 +36,7 @@ LEVELS = 255  # an 8-bit pixel x in [0, 1] is one of k / LEVELS, k = 0..255
 # VDVAE's floor on the logistic scale, e^-7 on its [-1, 1] pixels: 0.12 of a level, which still gives a level 97% of
 # the mass. Without it a trial run drove the scales of saturated pixels down until one image's loss was 71 nats/dim.
 MIN_LOG_SCALE = -7.0 - math.log(2.0)
+MAX_LOG_SCALE = 3.0  # a scale of 20 is flat over [0, 1] already; beyond it a bin's width underflows
 PIXEL_SCALE_FLOOR = 1e-3  # a quarter of a level: a per-pixel Normal scale cannot shrink to a point
 
 
@@ -52,10 +53,12 @@ def per_channel_normal(loc: torch.Tensor, log_scale: torch.Tensor) -> dist.Indep
     return dist.Normal(loc, scale).to_event(3)
 
 
-def _log_bin_mass(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
-    """log(sigmoid(upper) - sigmoid(lower)) for upper > lower, without cancellation in either tail:
-    sigmoid(b) - sigmoid(a) = sigmoid(b) sigmoid(-a) (1 - exp(a - b))."""
-    return F.logsigmoid(upper) + F.logsigmoid(-lower) + torch.log(-torch.expm1(lower - upper))
+def _log_bin_mass(lower: torch.Tensor, upper: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """log(sigmoid(upper) - sigmoid(lower)) for ``width`` = upper - lower > 0, without cancellation in either tail:
+    sigmoid(b) - sigmoid(a) = sigmoid(b) sigmoid(-a) (1 - exp(a - b)). The width is passed, not taken as
+    upper - lower: far from a component's location both are large and their fp32 difference can be 0, whose log
+    is -inf, and a -inf in the branch torch.where does not take still turns the gradient into NaN."""
+    return F.logsigmoid(upper) + F.logsigmoid(-lower) + torch.log(-torch.expm1(-width))
 
 
 class DiscretizedLogisticMixture(TorchDistribution):
@@ -80,7 +83,7 @@ class DiscretizedLogisticMixture(TorchDistribution):
             raise ValueError(f"expected locs of shape (N, K, 3, H, W), got {tuple(locs.shape)}")
         self.logits, self.locs, self.coeffs = logits, locs, coeffs
         self.temperature = temperature  # of draws (see tempered_sample); log_prob is the untempered pmf
-        self.log_scales = log_scales.clamp(min=MIN_LOG_SCALE)
+        self.log_scales = log_scales.clamp(MIN_LOG_SCALE, MAX_LOG_SCALE)
         super().__init__(locs.shape[:1], locs.shape[2:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
@@ -105,11 +108,10 @@ class DiscretizedLogisticMixture(TorchDistribution):
         x = self.to_levels(value).unsqueeze(-4)  # (..., N, 1, 3, H, W) against K components
         centred = x - self._coupled_locs(x)
         inv_scale = torch.exp(-self.log_scales)
-        upper = inv_scale * (centred + 0.5 / LEVELS)
-        lower = inv_scale * (centred - 0.5 / LEVELS)
-        per_channel = torch.where(
-            x <= 0, F.logsigmoid(upper), torch.where(x >= 1, F.logsigmoid(-lower), _log_bin_mass(lower, upper))
-        )
+        half_bin = inv_scale * (0.5 / LEVELS)
+        upper, lower = inv_scale * centred + half_bin, inv_scale * centred - half_bin
+        inside = _log_bin_mass(lower, upper, 2 * half_bin)
+        per_channel = torch.where(x <= 0, F.logsigmoid(upper), torch.where(x >= 1, F.logsigmoid(-lower), inside))
         per_component = per_channel.sum(-3) + torch.log_softmax(self.logits, -3)  # (..., N, K, H, W)
         return torch.logsumexp(per_component, -3).flatten(-2).sum(-1)
 

@@ -20,7 +20,7 @@ from pyro_sr.data.datasets import to_float
 from pyro_sr.data.images import check_image, load_rgb, save_png, to_uint8
 from pyro_sr.models.blocks import nearest_upscale
 from pyro_sr.predict.figures import save_comparison_grid, std_map, summary_columns
-from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, summarize_samples
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Temperature, summarize_samples
 from pyro_sr.predict.tiling import DEFAULT_TILE, Region, super_resolve_uint8, tile_count
 from pyro_sr.predict.upscalers import predict_tiled, tile_margin, upscaler_for
 from pyro_sr.weights.loading import LoadedModel, load_model
@@ -55,7 +55,7 @@ def write_sample_files(
     out_dir: Path,
     stem: str,
     num_samples: int,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     tile: int = DEFAULT_TILE,
     lr_consistent: bool = False,
     bar: tqdm | None = None,
@@ -113,7 +113,7 @@ def upscale_files(
     device: str = "cpu",
     tile: int = DEFAULT_TILE,
     num_samples: int | None = None,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     lr_consistent: bool = False,
     ensemble: bool = False,
 ) -> list[Path]:
@@ -155,7 +155,7 @@ def sample_to_files(
     names: list[str],
     out_dir: str | Path,
     num_samples: int,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     hr: torch.Tensor | None = None,
     tile: int = DEFAULT_TILE,
     lr_consistent: bool = False,
@@ -190,7 +190,7 @@ def sample_image_files(
     images: Iterable[str | Path],
     out_dir: str | Path,
     num_samples: int,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     tile: int = DEFAULT_TILE,
     lr_consistent: bool = False,
 ) -> list[Path]:

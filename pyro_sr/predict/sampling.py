@@ -46,20 +46,27 @@ def sample_super_resolutions(
     temperature: Temperature = 1.0,
     chunk: int = 512,
     noise: dict[str, torch.Tensor] | None = None,
+    pixel_temperature: float | None = None,
 ) -> torch.Tensor:
     """K super-resolutions of each LR image, (K, N, 3, H, W) in [0, 1].
 
     Each is the location of the pixel likelihood (site ``sr``: the decoder's location, or the logistic mixture's
     mean) for latents drawn from the prior, optionally with their scale multiplied by ``temperature`` (one, or one
     per latent group; 0: the latents at their prior means); the pixel noise of the likelihood is left out
-    (docs/training.md says why). ``noise``: each latent site's standard-normal noise, (K * N, C, h, w) with sample
-    k of image n at k * N + n (a crop of ``predict.noise.LatentNoise``), instead of fresh draws. The K copies of
-    the batch are run ``chunk`` images at a time through one Predictive call that returns only ``sr``; what the
-    VAE can precompute from the LR image (``precomputed``, the HVAE's base CNN: a third of its sampling time) is
-    computed once per image, not once per sample.
+    (docs/training.md says why), unless ``pixel_temperature`` is given: then each sample is a draw of the
+    likelihood (site ``hr``) with its noise scaled by it (the VAE's ``likelihood.tempered``). The pixel noise is
+    independent across pixels given the latents, so a tiled draw is still a draw of the model.
+
+    ``noise``: each latent site's standard-normal noise, (K * N, C, h, w) with sample k of image n at k * N + n
+    (a crop of ``predict.noise.LatentNoise``), instead of fresh draws. The K copies of the batch are run
+    ``chunk`` images at a time through one Predictive call that returns only ``sr``; what the VAE can precompute
+    from the LR image (``precomputed``, the HVAE's base CNN: a third of its sampling time) is computed once per
+    image, not once per sample.
     """
     if num_samples < 1:
         raise ValueError(f"the number of samples must be >= 1, got {num_samples}")
+    if pixel_temperature is not None and not pixel_temperature >= 0:
+        raise ValueError(f"the pixel temperature must be >= 0, got {pixel_temperature}")
     temperatures = site_temperatures(vae, temperature)
     if len(set(temperatures.values())) <= 1:  # one temperature: the form every model takes
         temperature = next(iter(temperatures.values()), 1.0)
@@ -74,8 +81,11 @@ def sample_super_resolutions(
         if noise is not None:
             crops = {name: value[start : start + chunk].to(lr.device) for name, value in noise.items()}
             model = _with_noise(model, crops, temperatures)
-        predictive = Predictive(model, num_samples=1, return_sites=("sr",))
-        return predictive(hr=None, beta=1.0, temperature=temperature, **inputs)["sr"][0]
+        if pixel_temperature is None:
+            predictive = Predictive(model, num_samples=1, return_sites=("sr",))
+            return predictive(hr=None, beta=1.0, temperature=temperature, **inputs)["sr"][0]
+        likelihood = poutine.trace(model).get_trace(hr=None, beta=1.0, temperature=temperature, **inputs).nodes["hr"]
+        return vae.likelihood.tempered(likelihood["fn"], pixel_temperature).sample()
 
     parts = [part(start) for start in range(0, len(lr) * num_samples, chunk)]
     return torch.cat(parts).clamp(0, 1).view(num_samples, *lr.shape[:1], *parts[0].shape[1:])

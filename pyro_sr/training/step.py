@@ -104,7 +104,9 @@ class ELBOStep:
         self.device = device or next(vae.parameters()).device
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         vae.to(memory_format=self.memory_format)
-        self.params = [p for p in vae.parameters() if p.requires_grad]
+        self.named_params = [(name, p) for name, p in vae.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in self.named_params]
+        self.nonfinite_grads: list[str] = []  # of the last step skipped as non-finite: where it went wrong
         self.elbo = elbo
         self.loss_fn: nn.Module = ELBOLoss(vae, elbo)
         if distributed:
@@ -147,6 +149,10 @@ class ELBOStep:
             self.skipped_in_a_row = 0
         else:
             self.skipped_in_a_row += 1
+            if skipped == "nonfinite":
+                self.nonfinite_grads = [
+                    n for n, p in self.named_params if p.grad is not None and not p.grad.isfinite().all()
+                ]
         return StepResult(loss_value, norm_value, skipped, new_level, dict(zip(site_kl, kls, strict=True)))
 
     def _laid_out(self, x: torch.Tensor) -> torch.Tensor:

@@ -306,7 +306,9 @@ def fit_vae(
                 raise diverged(
                     epoch,
                     f"the last {MAX_SKIPPED_IN_A_ROW} steps were all skipped (the last as {result.skipped}, "
-                    f"loss {result.loss:.4g}, gradient norm {result.grad_norm:.4g})",
+                    f"loss {result.loss:.4g}, gradient norm {result.grad_norm:.4g}"
+                    + (f", not finite in {', '.join(optimise.nonfinite_grads[:3])}" if optimise.nonfinite_grads else "")
+                    + ")",
                 )
             entry = {"step": step, "beta": beta, "loss": result.loss / len(hr_batch), "grad_norm": result.grad_norm}
             if result.new_level:
