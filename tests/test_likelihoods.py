@@ -95,11 +95,22 @@ def test_the_logistic_mixture_log_prob_agrees_with_a_slow_reference():
     assert abs(float(fn.log_prob(x)) - slow) < 1e-6
 
 
-def test_the_logistic_mixture_log_prob_stays_finite_far_in_the_tails():
+def test_the_logistic_mixture_log_prob_and_its_gradient_stay_finite_far_out():
+    """Locations far from the value and scales far beyond either end: what a bad step can produce, and where an
+    earlier version's gradients became NaN (a -inf in torch.where's untaken branch) or froze (clamped scales)."""
     fn = _mixture(dtype=torch.float32)
-    far = torch.tensor([0.0, 1.0, 0.5]).view(1, 3, 1, 1)
-    far_locs = DiscretizedLogisticMixture(fn.logits, fn.locs * 0 + 0.5, fn.log_scales - 3, fn.coeffs * 0)
-    assert torch.isfinite(far_locs.log_prob(far)).all() and torch.isfinite(fn.log_prob(far)).all()
+    x = torch.tensor([0.0, 1.0, 0.5]).view(1, 3, 1, 1)
+    for shift, log_scale in ((1e6, 0.0), (0.0, 80.0), (3e4, -20.0), (0.5, 40.0)):
+        locs = (fn.locs + shift).requires_grad_(True)
+        log_scales = torch.full_like(fn.log_scales, log_scale).requires_grad_(True)
+        log_prob = DiscretizedLogisticMixture(fn.logits, locs, log_scales, fn.coeffs).log_prob(x)
+        log_prob.sum().backward()
+        assert torch.isfinite(log_prob).all()
+        assert torch.isfinite(locs.grad).all() and torch.isfinite(log_scales.grad).all()
+        assert (log_scales.grad != 0).any()  # no scale is stuck where a clamp would hold it
+    wide = DiscretizedLogisticMixture(fn.logits, fn.locs, torch.full_like(fn.log_scales, 30.0), fn.coeffs)
+    # flat: each edge level about half the mass, the middle one 1/255 of the density 1/(4s) at the centre
+    assert float(wide.log_prob(x)) == pytest.approx(2 * math.log(0.5) - 30.0 - math.log(4 * 255), abs=0.05)
 
 
 @pytest.mark.parametrize("name", LIKELIHOODS)

@@ -1,14 +1,16 @@
 """The SVI loop's schedule: what a resumed run continues with, and free bits."""
 
+import json
+
 import pyro
 import pytest
 import torch
+from pyro.infer import TraceMeanField_ELBO
 
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
 from pyro_sr.models.traces import paired_traces
-from pyro_sr.training.annealing import with_free_bits
 from pyro_sr.training.elbo import ELBOS, make_elbo
 from pyro_sr.training.svi import SVIConfig, decayed_lr, fit_vae
 
@@ -48,12 +50,49 @@ def test_the_learning_rate_warms_up_linearly_then_decays_and_old_runs_had_no_war
         SVIConfig(lr_warmup_steps=-1)
 
 
-def test_free_bits_weigh_nothing_for_a_group_below_them():
-    sites = ("z1", "z2")
-    assert with_free_bits(0.5, {"z1": 3.0, "z2": 10.0}, sites, 5.0) == (0.0, 0.5)
-    assert with_free_bits((1.0, 2.0), {"z1": 6.0, "z2": 4.0}, sites, 5.0) == (1.0, 0.0)
-    assert with_free_bits((1.0, 2.0), None, sites, 5.0) == (1.0, 2.0)  # no step yet
-    assert with_free_bits(0.5, {"z": 1.0}, ("z",), 5.0) == 0.0 and with_free_bits(0.5, {"z": 1.0}, ("z",), 0) == 0.5
+def _tiny_hvae_batch(seed=0):
+    from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+
+    pyro.set_rng_seed(seed)
+    vae = HierarchicalVAE(HVAEConfig(channels=16, min_channels=8, lr_blocks=1, latent_channels=2))
+    with torch.no_grad():  # posteriors away from their priors, so that every group has a KL
+        for group in vae.groups.modules():
+            if hasattr(group, "posterior_head"):
+                group.posterior_head[-1].bias.normal_(0, 0.5)
+    hr = load_bundled_sample()[:6]
+    return vae, PairedImages.from_hr(hr, Degradation()).lr, hr.float() / 255
+
+
+def _loss_and_grads(vae, estimator, lr, hr, beta=1.0, seed=3):
+    vae.zero_grad()
+    pyro.set_rng_seed(seed)
+    loss = estimator.differentiable_loss(vae.model, vae.guide, lr, hr, beta)
+    loss.backward()
+    return float(loss.detach()), {n: p.grad.clone() for n, p in vae.named_parameters() if p.grad is not None}
+
+
+def test_the_analytic_kl_estimator_is_pyros_and_free_bits_change_only_the_groups_below_them():
+    vae, lr, hr = _tiny_hvae_batch()
+    pyros, grads = _loss_and_grads(vae, TraceMeanField_ELBO(), lr, hr)
+    ours, our_grads = _loss_and_grads(vae, make_elbo("meanfield"), lr, hr)
+    assert ours == pytest.approx(pyros, rel=1e-6)
+    low, low_grads = _loss_and_grads(vae, make_elbo("meanfield", free_bits=1e-6), lr, hr)  # below every KL
+    assert low == pytest.approx(pyros, rel=1e-6)
+    for name, grad in grads.items():
+        torch.testing.assert_close(our_grads[name], grad)
+        torch.testing.assert_close(low_grads[name], grad)
+    # above every KL: each group's term is the constant floor, so the gradient is the likelihood's alone, which is
+    # what a KL weight of 0 gives, and the loss is that plus the floors
+    floor = 1e6
+    free, free_grads = _loss_and_grads(vae, make_elbo("meanfield", free_bits=floor), lr, hr, beta=0.5)
+    masked, masked_grads = _loss_and_grads(vae, make_elbo("meanfield"), lr, hr, beta=0.0)
+    assert free == pytest.approx(masked + 0.5 * floor * len(lr) * len(vae.latent_sites), rel=1e-6)
+    for name, grad in masked_grads.items():
+        torch.testing.assert_close(free_grads[name], grad)
+    with pytest.raises(ValueError, match="analytic KL"):
+        make_elbo("trace", free_bits=1.0)
+    with pytest.raises(ValueError, match="analytic KL"):
+        SVIConfig(free_bits=1.0, elbo="trace")
 
 
 @pytest.mark.parametrize("elbo", ELBOS)
@@ -78,23 +117,15 @@ def test_the_kl_free_bits_read_is_each_groups_kl_in_the_elbo(elbo):
         torch.testing.assert_close(estimator.site_kl[name], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_the_loop_frees_the_groups_whose_last_kl_was_below_the_floor(tmp_path, monkeypatch):
+def test_the_loop_logs_the_steps_in_which_a_groups_kl_was_free(tmp_path):
     from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
-    from pyro_sr.training import step as step_module
 
-    weights = []
-    original = step_module.ELBOStep.__call__
-
-    def recording(self, lr, hr, beta, **inputs):
-        weights.append(beta)
-        return original(self, lr, hr, beta, **inputs)
-
-    monkeypatch.setattr(step_module.ELBOStep, "__call__", recording)
     train = PairedImages.from_hr(load_bundled_sample()[:32], Degradation())
     vae = HierarchicalVAE(HVAEConfig(channels=16, min_channels=8, lr_blocks=1, latent_channels=2))
-    config = SVIConfig(epochs=1, batch_size=8, free_bits=1e6)  # every group is always below the floor
+    config = SVIConfig(epochs=1, batch_size=8, elbo="meanfield", free_bits=1e6)  # every group below the floor
     history = fit_vae(vae, config, train, None, tmp_path, progress=False)
-    assert weights[0] == 1.0 and all(w == (0.0,) * 4 for w in weights[1:])
     assert history[-1]["free_bits_steps"] == dict.fromkeys(vae.latent_sites, 4)
+    steps = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+    assert all(step["free"] == list(vae.latent_sites) for step in steps)
     with pytest.raises(ValueError, match="free bits"):
         SVIConfig(free_bits=-1.0)

@@ -87,8 +87,8 @@ def _svi_parent() -> argparse.ArgumentParser:
     parent.add_argument(
         "--free-bits",
         type=nonnegative,
-        help="nats per image: a latent group's KL below this costs nothing, so no group collapses "
-        f"(default: {d.free_bits})",
+        help="nats per image: a latent group's KL below this costs nothing, so no group collapses; needs "
+        f"--elbo meanfield (default: {d.free_bits})",
     )
     parent.add_argument(
         "--ema-decay",

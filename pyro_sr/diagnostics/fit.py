@@ -12,7 +12,7 @@ from pyro_sr.common import progress
 from pyro_sr.data.datasets import PairedImages
 from pyro_sr.evaluation.importance import PARETO_K_BAD, pareto_k
 from pyro_sr.evaluation.likelihood import iwae_bound, vae_log_weights
-from pyro_sr.models.contract import VariationalSR
+from pyro_sr.models.contract import VariationalSR, has_discrete_likelihood
 from pyro_sr.models.traces import paired_traces, sample_sites
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Cov_x(E_q[z_u]) above this makes unit u active
@@ -26,6 +26,7 @@ class VariationalFit:
     log_weights: np.ndarray  # (images, K), nats
     bounds: dict[int, np.ndarray]  # K -> per-image IWAE bound with the first K draws (K = 1: the ELBO)
     pareto_k: np.ndarray  # (images,)
+    discrete: bool = False  # scored on the 8-bit values (a discrete likelihood), not on dequantised images
 
     @property
     def has_k(self) -> bool:
@@ -44,13 +45,15 @@ def variational_fit(
     batch_size: int = 25,
     seed: int = 0,
 ) -> VariationalFit:
-    """Draw max(ks) importance weights per image on dequantised HR images; bounds for each K use the first K
+    """Draw max(ks) importance weights per image on the HR images (their 8-bit values for a discrete likelihood,
+    else dequantised); bounds for each K use the first K
     draws, so they are nested and the ELBO–IWAE gap is measured on the same draws."""
     if not ks or min(ks) < 1:
         raise ValueError(f"importance sample sizes must be >= 1, got {ks}")
     log_weights = vae_log_weights(vae, pairs, max(ks), device, batch_size, seed)
     bounds = {k: iwae_bound(log_weights[:, :k]).numpy() for k in sorted(set(ks))}
-    return VariationalFit(log_weights.numpy(), bounds, pareto_k(log_weights.numpy()))
+    discrete = has_discrete_likelihood(vae)
+    return VariationalFit(log_weights.numpy(), bounds, pareto_k(log_weights.numpy()), discrete)
 
 
 @dataclass

@@ -33,10 +33,11 @@ from pyro_sr.models.blocks import full_precision
 LIKELIHOODS = ("normal", "normal-pixel", "dmol")
 DEFAULT_MIXTURES = 5  # per pixel; VDVAE uses 10 (unconditional CIFAR-10), 5 steps the HVAE 1.25x faster on CPU
 LEVELS = 255  # an 8-bit pixel x in [0, 1] is one of k / LEVELS, k = 0..255
-# VDVAE's floor on the logistic scale, e^-7 on its [-1, 1] pixels: 0.12 of a level, which still gives a level 97% of
-# the mass. Without it a trial run drove the scales of saturated pixels down until one image's loss was 71 nats/dim.
+# A soft floor on the logistic scale at VDVAE's e^-7 on its [-1, 1] pixels (0.12 of a level, which still gives a
+# level 97% of the mass): log s = floor + softplus(raw - floor), so the gradient never vanishes as a clamp's does
+# (a clamp, at either end, froze every scale that crossed it in a trial run: at a cap of e^3 every pixel's
+# distribution was flat and stayed so, 9.8 nats/dim).
 MIN_LOG_SCALE = -7.0 - math.log(2.0)
-MAX_LOG_SCALE = 3.0  # a scale of 20 is flat over [0, 1] already; beyond it a bin's width underflows
 PIXEL_SCALE_FLOOR = 1e-3  # a quarter of a level: a per-pixel Normal scale cannot shrink to a point
 
 
@@ -53,19 +54,23 @@ def per_channel_normal(loc: torch.Tensor, log_scale: torch.Tensor) -> dist.Indep
     return dist.Normal(loc, scale).to_event(3)
 
 
-def _log_bin_mass(lower: torch.Tensor, upper: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """log(sigmoid(upper) - sigmoid(lower)) for ``width`` = upper - lower > 0, without cancellation in either tail:
-    sigmoid(b) - sigmoid(a) = sigmoid(b) sigmoid(-a) (1 - exp(a - b)). The width is passed, not taken as
-    upper - lower: far from a component's location both are large and their fp32 difference can be 0, whose log
-    is -inf, and a -inf in the branch torch.where does not take still turns the gradient into NaN."""
-    return F.logsigmoid(upper) + F.logsigmoid(-lower) + torch.log(-torch.expm1(-width))
+def _log_bin_mass(lower: torch.Tensor, upper: torch.Tensor, log_width: torch.Tensor) -> torch.Tensor:
+    """log(sigmoid(upper) - sigmoid(lower)) for upper - lower = exp(``log_width``) > 0, without cancellation in
+    either tail: sigmoid(b) - sigmoid(a) = sigmoid(b) sigmoid(-a) (1 - exp(a - b)). The width is passed, not taken
+    as upper - lower: far from a component's location both are large and their fp32 difference can be 0, whose
+    log is -inf, and a -inf even in the branch torch.where does not take turns the gradient into NaN. For a width
+    below 1e-4 (a very wide logistic), log(1 - e^-w) is log w to within w / 2."""
+    width = log_width.exp()
+    small = width < 1e-4
+    log_one_minus = torch.where(small, log_width, torch.log(-torch.expm1(-width.clamp(min=1e-4))))
+    return F.logsigmoid(upper) + F.logsigmoid(-lower) + log_one_minus
 
 
 class DiscretizedLogisticMixture(TorchDistribution):
     """A discretised mixture of logistics over 8-bit RGB images (see the module docstring), values k / 255.
 
     Parameters per image (N), component (K), channel (3) and pixel (H, W): ``logits`` (N, K, H, W), ``locs``,
-    ``log_scales`` and ``coeffs`` (N, K, 3, H, W); ``coeffs`` are (alpha, beta, gamma): G's location moves by
+    ``log_scales`` (floored softly at ``MIN_LOG_SCALE``) and ``coeffs`` (N, K, 3, H, W); ``coeffs`` are (alpha, beta, gamma): G's location moves by
     alpha R, B's by beta R + gamma G."""
 
     arg_constraints = {
@@ -83,7 +88,8 @@ class DiscretizedLogisticMixture(TorchDistribution):
             raise ValueError(f"expected locs of shape (N, K, 3, H, W), got {tuple(locs.shape)}")
         self.logits, self.locs, self.coeffs = logits, locs, coeffs
         self.temperature = temperature  # of draws (see tempered_sample); log_prob is the untempered pmf
-        self.log_scales = log_scales.clamp(MIN_LOG_SCALE, MAX_LOG_SCALE)
+        self.raw_log_scales = log_scales  # what the head gave; the scales in use are floored softly
+        self.log_scales = MIN_LOG_SCALE + F.softplus(log_scales - MIN_LOG_SCALE)
         super().__init__(locs.shape[:1], locs.shape[2:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
@@ -110,7 +116,7 @@ class DiscretizedLogisticMixture(TorchDistribution):
         inv_scale = torch.exp(-self.log_scales)
         half_bin = inv_scale * (0.5 / LEVELS)
         upper, lower = inv_scale * centred + half_bin, inv_scale * centred - half_bin
-        inside = _log_bin_mass(lower, upper, 2 * half_bin)
+        inside = _log_bin_mass(lower, upper, -self.log_scales - math.log(LEVELS))
         per_channel = torch.where(x <= 0, F.logsigmoid(upper), torch.where(x >= 1, F.logsigmoid(-lower), inside))
         per_component = per_channel.sum(-3) + torch.log_softmax(self.logits, -3)  # (..., N, K, H, W)
         return torch.logsumexp(per_component, -3).flatten(-2).sum(-1)
@@ -228,7 +234,7 @@ class LogisticMixture(PixelLikelihood):
         return DiscretizedLogisticMixture(logits, loc.unsqueeze(1) + offsets, log_scales, torch.tanh(raw_coeffs))
 
     def tempered(self, fn, temperature):
-        return DiscretizedLogisticMixture(fn.logits, fn.locs, fn.log_scales, fn.coeffs, temperature)
+        return DiscretizedLogisticMixture(fn.logits, fn.locs, fn.raw_log_scales, fn.coeffs, temperature)
 
 
 def build_likelihood(

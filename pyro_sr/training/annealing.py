@@ -3,16 +3,10 @@
 - constant: β throughout (the paper used β = 0.5);
 - linear: warm-up from ``start`` to β over ``warmup_steps`` (Bowman et al. 2016), then β;
 - cyclical: repeat a linear ramp over the first ``ramp`` fraction of every ``cycle_steps`` (Fu et al. 2019).
-
-On top of any of them, free bits (Kingma et al. 2016, per group of latents) let a group's KL cost nothing while it
-is below a floor: the gradient of max(KL, λ) is 0 there, which is ``poutine.scale``'s weight 0 (a mask) for that
-group in that step, decided from the group's KL in the step before (:func:`with_free_bits`). A group the model
-ignores costs nothing to use, so the decoder learns to read it instead of the group collapsing onto its prior.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 SCHEDULES = ("constant", "linear", "cyclical")
@@ -46,18 +40,3 @@ class KLSchedule:
         else:
             progress = min((step % self.cycle_steps) / (self.ramp * self.cycle_steps), 1.0)
         return self.start + (self.beta - self.start) * progress
-
-
-def with_free_bits(
-    beta: float | Sequence[float], site_kl: Mapping[str, float] | None, sites: Sequence[str], free_bits: float
-) -> float | tuple[float, ...]:
-    """The per-group KL weights: ``beta`` (one factor, or one per group of ``sites``) with the weight of every group
-    whose KL (nats per image, last step's) was below ``free_bits`` set to 0. Unchanged without a last step or
-    with ``free_bits`` 0."""
-    if not free_bits or not site_kl:
-        return beta
-    betas = [float(beta)] * len(sites) if isinstance(beta, int | float) else [float(b) for b in beta]
-    weights = tuple(
-        0.0 if site_kl.get(name, free_bits) < free_bits else b for name, b in zip(sites, betas, strict=True)
-    )
-    return weights[0] if len(weights) == 1 else weights

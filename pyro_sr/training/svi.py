@@ -11,8 +11,8 @@ on a fixed slice of the training images) and an atomic checkpoint with network, 
 RNG states (also as ``best.pt`` at the best validation ELBO so far). With ``ema_decay`` the network's weights are
 also averaged after every applied step (torch's ``swa_utils``, as in VDVAE): the average is what is validated and
 stored as the checkpoint's ``model`` (so bundled and sampled), the raw weights go on training (``train_model``).
-With ``free_bits``, a latent group whose KL was below it in the last step weighs nothing in the next
-(``annealing.with_free_bits``). The step's optimiser holds the network's
+With ``free_bits`` (the analytic-KL ELBO only), a latent group's KL below it costs nothing
+(``elbo.AnalyticKLELBO``). The step's optimiser holds the network's
 parameters itself (model and guide skip ``pyro.module`` inside it), so the network's state_dict is the whole state.
 ``steps.jsonl`` gets the per-image loss, β, gradient norm and any skip of every step.
 """
@@ -45,7 +45,7 @@ from pyro_sr.metrics import mse_to_psnr
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.models.registry import kind_of
 from pyro_sr.models.traces import paired_traces, sample_sites
-from pyro_sr.training.annealing import KLSchedule, with_free_bits
+from pyro_sr.training.annealing import KLSchedule
 from pyro_sr.training.distributed import all_reduce_sum, from_environment, rank0_verdict, setup
 from pyro_sr.training.elbo import ELBOS, make_elbo
 from pyro_sr.training.precision import check_precision, resolve_precision
@@ -80,7 +80,7 @@ class SVIConfig:
     kl: KLSchedule = KLSchedule()
     seed: int = 0
     group_kl_weights: tuple[float, ...] | None = None  # hierarchical VAE: per-group multipliers of the KL factor
-    free_bits: float = 0.0  # nats per image: a latent group's KL below this costs nothing (annealing.with_free_bits)
+    free_bits: float = 0.0  # nats per image and latent group: a KL below this costs nothing (meanfield only)
     ema_decay: float = 0.998  # of the weights' exponential moving average, validated and saved; 0: none
 
     def __post_init__(self) -> None:
@@ -92,6 +92,8 @@ class SVIConfig:
                 raise ValueError(f"group KL weights must be non-negative, got {list(self.group_kl_weights)}")
         if self.elbo not in ELBOS:
             raise ValueError(f"unknown ELBO {self.elbo!r}; choose from {ELBOS}")
+        if self.free_bits and self.elbo != "meanfield":
+            raise ValueError("free bits need the analytic KL: --elbo meanfield")
         check_precision(self.precision)
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or not 0 < self.final_lr_fraction <= 1:
             raise ValueError("epochs and batch size must be >= 1, lr > 0 and 0 < final_lr_fraction <= 1")
@@ -244,7 +246,7 @@ def fit_vae(
     steps_per_epoch = len(train_data) // global_batch if dist.active else math.ceil(len(train_data) / global_batch)
     if steps_per_epoch < 1:
         raise ValueError(f"{len(train_data)} training images do not fill one global batch of {global_batch}")
-    elbo = make_elbo(config.elbo)
+    elbo = make_elbo(config.elbo, config.free_bits)
     optimise = ELBOStep(
         vae,
         elbo,
@@ -279,7 +281,6 @@ def fit_vae(
             pyro.set_rng_seed(config.seed + dist.rank + 7919 * state["step"])  # ranks draw different latents
         history, start_epoch, step = state["history"], state["epoch"], state["step"]
     table = precompute_inputs(vae, train_data, dev) if isinstance(train_data, PairedImages) else None
-    site_kl: dict[str, float] | None = None  # each latent group's KL in the last step, for free bits
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
         vae.train()
@@ -298,10 +299,8 @@ def fit_vae(
         for lr_batch, hr_batch, inputs in bar:
             beta = config.kl.factor(step)
             optimise.set_lr(decayed_lr(config, steps_per_epoch, step))
-            weights = with_free_bits(config.kl_weight(step), site_kl, vae.latent_sites, config.free_bits)
             with divergence_as_error(epoch):
-                result = optimise(lr_batch, hr_batch, weights, **inputs)
-            site_kl = result.site_kl
+                result = optimise(lr_batch, hr_batch, config.kl_weight(step), **inputs)
             if optimise.stuck:
                 raise diverged(
                     epoch,
@@ -314,9 +313,9 @@ def fit_vae(
             if result.new_level:
                 entry["new_level"] = True
                 new_levels += 1
-            free = [name for name, kl in site_kl.items() if config.free_bits and kl < config.free_bits]
+            free = [name for name, kl in result.site_kl.items() if kl < config.free_bits]
             if free:
-                entry["free"] = free  # groups whose KL weighed nothing in the next step
+                entry["free"] = free  # groups whose KL was below the free bits: it cost nothing in this step
                 freed.update(free)
             if result.skipped is None:
                 if ema is not None:
@@ -360,7 +359,7 @@ def fit_vae(
                 "skipped_steps": sum(skipped.values()),
                 **({"skipped": dict(skipped)} if skipped else {}),
                 **({"new_levels": new_levels} if new_levels else {}),  # steps applied after 5 spikes in a row
-                **({"free_bits_steps": dict(freed)} if freed else {}),  # per group: steps its KL weighed nothing
+                **({"free_bits_steps": dict(freed)} if freed else {}),  # per group: steps its KL was free
                 "grad_norm_median": statistics.median(norms) if norms else None,
                 **validation,
                 "lr": decayed_lr(config, steps_per_epoch, step),  # in force after the epoch's last step
