@@ -70,8 +70,8 @@ class DiscretizedLogisticMixture(TorchDistribution):
     """A discretised mixture of logistics over 8-bit RGB images (see the module docstring), values k / 255.
 
     Parameters per image (N), component (K), channel (3) and pixel (H, W): ``logits`` (N, K, H, W), ``locs``,
-    ``log_scales`` (floored softly at ``MIN_LOG_SCALE``) and ``coeffs`` (N, K, 3, H, W); ``coeffs`` are (alpha, beta, gamma): G's location moves by
-    alpha R, B's by beta R + gamma G."""
+    ``log_scales`` (floored softly at ``MIN_LOG_SCALE``) and ``coeffs`` (N, K, 3, H, W); ``coeffs`` are
+    (alpha, beta, gamma): G's location moves by alpha R, B's by beta R + gamma G."""
 
     arg_constraints = {
         "logits": constraints.real,
