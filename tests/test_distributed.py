@@ -184,7 +184,7 @@ def test_two_process_fit_keeps_ranks_identical_and_resumes_in_one_process(tmp_pa
     assert sorted(p.name for p in run.iterdir()) == [".lock", "best.pt", "checkpoint.pt", "log.jsonl", "steps.jsonl"]
     checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
     assert checkpoint["step"] == 5  # 40 images in global batches of 2 x 4
-    assert all(torch.equal(checkpoint["model"][k], params[0][k]) for k in params[0])
+    assert all(torch.equal(checkpoint["train_model"][k], params[0][k]) for k in params[0])  # "model": the EMA
     data = pairs()
     vae = ConditionalVAE(TINY)
     history = fit_vae(
