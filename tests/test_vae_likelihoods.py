@@ -54,6 +54,7 @@ def test_a_vae_with_the_logistic_mixture_fits_saves_and_reloads(kind, pairs, tmp
     config = SVIConfig(epochs=3, batch_size=16, lr_warmup_steps=0, ema_decay=0.5)
     history = fit_vae(vae, config, train, val, tmp_path, progress=False)
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["val_raw_elbo"] != history[-1]["val_elbo"]  # the raw weights are validated beside the EMA
     loaded = load_model(tmp_path)
     assert loaded.model.config.likelihood == "dmol" and loaded.model.config == vae.config
     checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)

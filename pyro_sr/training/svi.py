@@ -10,7 +10,8 @@ objective, the β in force, skipped steps, full-validation ELBO, KL, expected lo
 on a fixed slice of the training images) and an atomic checkpoint with network, optimizer, schedule position and
 RNG states (also as ``best.pt`` at the best validation ELBO so far). With ``ema_decay`` the network's weights are
 also averaged after every applied step (torch's ``swa_utils``, as in VDVAE): the average is what is validated and
-stored as the checkpoint's ``model`` (so bundled and sampled), the raw weights go on training (``train_model``).
+stored as the checkpoint's ``model`` (so bundled and sampled), the raw weights go on training (``train_model``)
+and are validated too (``val_raw_*``).
 With ``free_bits`` (the analytic-KL ELBO only), a latent group's KL below it costs nothing
 (``elbo.AnalyticKLELBO``). The step's optimiser holds the network's
 parameters itself (model and guide skip ``pyro.module`` inside it), so the network's state_dict is the whole state.
@@ -345,10 +346,13 @@ def fit_vae(
                 raise TrainingError(f"rank 0 stopped the run in epoch {epoch}; its error says why")
             continue
         try:  # rank 0: score the epoch, refuse it if anything is no longer finite, write it
+            has_val = val_data is not None and len(val_data) > 0
             with divergence_as_error(epoch):
                 validation = {
                     **(validate(scored, probe, dev, prefix="train") if probe is not None else {}),
-                    **(validate(scored, val_data, dev) if val_data is not None and len(val_data) else {}),
+                    **(validate(scored, val_data, dev) if has_val else {}),
+                    # the raw weights too, so that the log shows what the average gains (or, early on, loses)
+                    **(validate(vae, val_data, dev, prefix="val_raw") if has_val and ema is not None else {}),
                 }
             record = {
                 "epoch": epoch,
