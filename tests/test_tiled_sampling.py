@@ -112,3 +112,11 @@ def test_a_cvae_tiles_exactly_and_a_linear_prior_has_no_latent_grid():
     torch.testing.assert_close(tiled, sampler(lr).clamp(0, 1), rtol=0, atol=1e-5)
     linear = ConditionalVAE(CVAEConfig(prior="linear", channels=8, blocks=1))
     assert linear.latent_grids is None and linear.receptive_radius is None
+
+
+def test_the_bundled_cnns_radius_bounds_what_its_output_depends_on():
+    from pyro_sr.weights.loading import load_model
+
+    cnn = load_model("cnn").model
+    probed = _probed_radius(cnn, 4, size=91)
+    assert cnn.receptive_radius == 37 and 16 < probed <= 37  # the old fixed margin of 16 was too small
