@@ -5,8 +5,8 @@
 The model and the guide share the site names ``z`` (latent) and ``hr`` (observed), both under the plate
 ``images``; the latent site sits inside ``poutine.scale(scale=beta)`` (``kl_weight``) in model *and* guide, so
 β-weighting and KL annealing scale exactly log p(z | LR) − log q(z | HR, LR). With ``hr=None`` the model samples a
-super-resolution, so ``pyro.infer.Predictive(model, ...)`` draws from p(HR | LR); the decoder mean is recorded
-as the deterministic site ``sr``.
+super-resolution, so ``pyro.infer.Predictive(model, ...)`` draws from p(HR | LR); the pixel likelihood's mean (a
+head of ``models.likelihoods`` on the decoder) is recorded as the deterministic site ``sr``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ CVAE_PRESETS = {
 
 
 class ConditionalVAE(nn.Module):
-    """p(z | LR), q(z | HR, LR) and p(HR | z, LR) with a Normal likelihood; see the module docstring."""
+    """p(z | LR), q(z | HR, LR) and p(HR | z, LR) with the pixel likelihood of ``config.likelihood``; see the module
+    docstring."""
 
     def __init__(self, config: CVAEConfig = CVAEConfig()):
         super().__init__()

@@ -8,7 +8,8 @@ latents: a group's prior comes from the top-down state, its posterior from that 
 features of the HR image at the same resolution (ladder / bidirectional inference, as in NVAE and VDVAE), written
 relative to the prior (posterior loc = prior loc + shift, scale = prior scale x factor). The sample is added back
 into the state, so later groups and the output see it. The output is a residual over a deterministic base
-prediction, with a Normal likelihood of learned per-channel scale. The base is bicubic upsampling of the LR image,
+prediction, the location of a pixel likelihood (``HVAEConfig.likelihood``: a head of ``models.likelihoods`` that
+reads the final state too). The base is bicubic upsampling of the LR image,
 or a frozen, already trained CNN (``HVAEConfig.base``): the latents then only have to describe what the CNN's
 MMSE prediction leaves open (predict-and-refine), so the mean of the samples starts from the CNN's quality.
 Everything is convolutional, so any image whose side is divisible by the scale works, and 2x / 4x / 8x differ
