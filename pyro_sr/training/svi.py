@@ -339,6 +339,7 @@ def fit_vae(
         vae.eval()
         check_weights(vae, epoch)  # on every rank: their weights are the same
         if ema is not None:
+            scored.eval()
             check_weights(scored, epoch)
         if not dist.is_main:
             history.append({"epoch": epoch, "step": step})
@@ -382,7 +383,11 @@ def fit_vae(
                     "model_config": vae.config.to_dict(),
                     "svi_config": config.to_dict(),
                     "model": scored.state_dict(),  # the moving average when there is one
-                    **({"train_model": vae.state_dict(), "ema_averaged": int(ema.n_averaged)} if ema else {}),
+                    **(
+                        {"train_model": vae.state_dict(), "ema_averaged": int(ema.n_averaged)}
+                        if ema is not None
+                        else {}
+                    ),
                     "optimizer": optimise.state_dict(),
                     "rng": {"shuffle": shuffle.get_state(), **_rng_state()},
                     "epoch": epoch,
