@@ -36,7 +36,7 @@ LEVELS = 255  # an 8-bit pixel x in [0, 1] is one of k / LEVELS, k = 0..255
 # A soft floor on the logistic scale at VDVAE's e^-7 on its [-1, 1] pixels (0.12 of a level, which still gives a
 # level 97% of the mass): log s = floor + softplus(raw - floor), so the gradient never vanishes as a clamp's does
 # (a clamp, at either end, froze every scale that crossed it in a trial run: at a cap of e^3 every pixel's
-# distribution was flat and stayed so, 9.8 nats/dim).
+# distribution was flat and stayed so).
 MIN_LOG_SCALE = -7.0 - math.log(2.0)
 PIXEL_SCALE_FLOOR = 1e-3  # a quarter of a level: a per-pixel Normal scale cannot shrink to a point
 

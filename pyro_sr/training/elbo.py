@@ -9,7 +9,7 @@ autoregressive flow", section on free bits): each latent group's KL term becomes
 image, so a group whose KL is below λ costs nothing and gets no gradient towards its prior, and the decoder
 learns to read it instead of the group collapsing. The max is taken in the same step as the KL, inside the loss:
 deciding it from the previous step's KL instead (a KL weight of 0 for a group below the floor) let a freed
-group's posterior jump to a KL of 10^5 nats in the one step it was free, and a trial run blew up within 400 steps.
+group's posterior run far from its prior in the one step it was free, and the first runs with it diverged.
 The β-weighting (``poutine.scale``) multiplies the term as before.
 """
 
