@@ -29,7 +29,7 @@ from pyro_sr.evaluation.likelihood import (
 from pyro_sr.models.contract import VariationalSR, has_discrete_likelihood
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Temperature
 from pyro_sr.predict.tiling import DEFAULT_TILE
-from pyro_sr.predict.upscalers import predict_tiled, upscaler_for
+from pyro_sr.predict.upscalers import predict_tiled, sampling_for, upscaler_for
 from pyro_sr.weights.loading import LoadedModel, load_model
 
 
@@ -53,6 +53,9 @@ class SuperResolver:
     device = property(lambda self: self._loaded.device, doc="where its weights are")
     probabilistic = property(lambda self: self._loaded.probabilistic, doc="True when it draws samples")
     module = property(lambda self: self._loaded.model, doc="the underlying nn.Module (CNN or Pyro model/guide)")
+    sampling = property(
+        lambda self: sampling_for(self._loaded), doc="how samples are drawn unless told otherwise (a VAE's)"
+    )
 
     def __repr__(self) -> str:
         return f"SuperResolver({self.name!r}, kind={self.kind!r}, scale={self.scale}, device={str(self.device)!r})"
@@ -61,10 +64,10 @@ class SuperResolver:
         self._loaded.model.to(device)
         return self
 
-    def _run(self, lr, num_samples, temperature, tile, lr_consistent, ensemble) -> torch.Tensor:
+    def _run(self, lr, num_samples, temperature, pixel_temperature, tile, lr_consistent, ensemble) -> torch.Tensor:
         _check_lr(lr)
         lr = lr.to(self.device)
-        upscaler = upscaler_for(self._loaded, num_samples, temperature, ensemble)
+        upscaler = upscaler_for(self._loaded, num_samples, temperature, ensemble, pixel_temperature)
         return predict_tiled(self._loaded, upscaler, lr, tile, lr_consistent)
 
     @torch.no_grad()
@@ -72,14 +75,15 @@ class SuperResolver:
         self,
         lr: torch.Tensor,
         num_samples: int | None = None,
-        temperature: Temperature = 1.0,
+        temperature: Temperature | None = None,
         tile: int = DEFAULT_TILE,
         lr_consistent: bool = False,
         self_ensemble: bool = False,
+        pixel_temperature: float | str | None = None,
     ) -> torch.Tensor:
         """(N, 3, h, w) -> (N, 3, scale h, scale w) in [0, 1]: a deterministic model's output, or the mean of
-        ``num_samples`` (16 unless given) samples of a probabilistic one."""
-        out = self._run(lr, num_samples, temperature, tile, lr_consistent, self_ensemble)
+        ``num_samples`` (16 unless given) samples of a probabilistic one, drawn as ``sample`` draws them."""
+        out = self._run(lr, num_samples, temperature, pixel_temperature, tile, lr_consistent, self_ensemble)
         return out.mean(0) if self.probabilistic else out
 
     @torch.no_grad()
@@ -87,14 +91,18 @@ class SuperResolver:
         self,
         lr: torch.Tensor,
         num_samples: int = DEFAULT_NUM_SAMPLES,
-        temperature: Temperature = 1.0,
+        temperature: Temperature | None = None,
         tile: int = DEFAULT_TILE,
         lr_consistent: bool = False,
+        pixel_temperature: float | str | None = None,
     ) -> torch.Tensor:
-        """(K, N, 3, scale h, scale w) super-resolutions drawn from p(HR | LR) (the ``sr`` site)."""
+        """(K, N, 3, scale h, scale w) super-resolutions drawn from p(HR | LR): latents at ``temperature`` (one, or
+        one per group), then the pixel likelihood's mean (``sr``; ``pixel_temperature="mean"``) or a draw of it
+        (``hr``) with its noise scaled by ``pixel_temperature``. Either left None is the model's own
+        (``sampling``)."""
         if not self.probabilistic:
             raise ValueError(f"model {self.name!r} is deterministic; sample() needs a probabilistic model (vae, hvae)")
-        return self._run(lr, num_samples, temperature, tile, lr_consistent, False)
+        return self._run(lr, num_samples, temperature, pixel_temperature, tile, lr_consistent, False)
 
     @torch.no_grad()
     def bits_per_dim(

@@ -23,7 +23,8 @@ from pyro_sr.evaluation.likelihood import IW_SAMPLES, format_likelihood_table, l
 from pyro_sr.predict.figures import baseline_columns, pyplot, sample_columns, save_comparison_grid, save_figure
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES as NUM_SAMPLES
 from pyro_sr.predict.sampling import sample_super_resolutions
-from pyro_sr.weights.loading import list_models, load_model
+from pyro_sr.predict.upscalers import sampling_for
+from pyro_sr.weights.loading import LoadedModel, list_models, load_model
 
 PAPER_TABLE_1 = {"CNN": 0.0095, "conditional VAE": 0.0121}
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)  # of the perception-distortion figure
@@ -68,13 +69,33 @@ def baseline(lr: torch.Tensor, input_label: str = "LR") -> dict[str, torch.Tenso
     return baseline_columns(lr, 4, ("CNN", load_model("cnn").model.predict), input_label)
 
 
-def sample_figure(pairs: PairedImages, vaes: dict[str, torch.nn.Module], path: Path, count: int = 8) -> None:
+def draws(loaded: LoadedModel, lr: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Samples drawn as the model's own sampling says (the calibrated temperature of a bundled VAE)."""
+    return sample_super_resolutions(loaded.model, lr, num_samples, **sampling_for(loaded).options)
+
+
+def sampling_rows(vaes: dict[str, LoadedModel]) -> list[str]:
+    """A Markdown table of how each VAE is sampled, and where its temperature came from."""
+    lines = ["| model | latent temperature | a sample is | fitted on |", "|---|---:|---|---|"]
+    for name, vae in vaes.items():
+        sampling = sampling_for(vae)
+        t = sampling.temperature
+        temperature = " ".join(f"{x:g}" for x in t) if isinstance(t, tuple) else f"{t:g}"
+        pixel = sampling.pixel_temperature
+        kind = "the likelihood's mean" if pixel is None else f"a draw of the likelihood (pixel temperature {pixel:g})"
+        fit = sampling.calibration
+        fitted = f"{fit['images']:,} {fit['data']} {fit['split']} images, K = {fit['num_samples']}" if fit else "-"
+        lines.append(f"| {name.lower()} | {temperature} | {kind} | {fitted} |")
+    return lines
+
+
+def sample_figure(pairs: PairedImages, vaes: dict[str, LoadedModel], path: Path, count: int = 8) -> None:
     """LR | bicubic | CNN | each VAE's mean | 4 samples of the last VAE | its std | HR (the paper's Fig. 3)."""
     lr, hr = next(pairs.batches(count))
     columns = baseline(lr)
     samples = None
     for name, vae in vaes.items():
-        samples = sample_super_resolutions(vae, lr, NUM_SAMPLES)
+        samples = draws(vae, lr, NUM_SAMPLES)
         columns[f"{name} mean"] = samples.mean(0)
     if samples is not None:
         columns.update(sample_columns(samples, name, mean=False))
@@ -83,15 +104,20 @@ def sample_figure(pairs: PairedImages, vaes: dict[str, torch.nn.Module], path: P
 
 
 def perception_distortion(
-    vaes: dict[str, torch.nn.Module], pairs: PairedImages, degradation: Degradation
+    vaes: dict[str, LoadedModel], pairs: PairedImages, degradation: Degradation
 ) -> dict[str, list[dict]]:
-    """For each VAE and temperature: PSNR and the judge's scores of one sample per image."""
+    """For each VAE and latent temperature: PSNR and the judge's scores of one sample per image (of the kind the
+    model's own sampling draws: the likelihood's mean, or a draw of it)."""
     realism = realism_for(pairs, torch.device("cpu"))
     points = {}
     for name, vae in vaes.items():
         points[name] = []
+        pixel = sampling_for(vae).pixel_temperature
         for t in TEMPERATURES:
-            row = score_samples(vae, pairs, degradation, 1, t, desc=f"{name} T={t}", realism=realism).of_samples
+            scores = score_samples(
+                vae.model, pairs, degradation, 1, t, desc=f"{name} T={t}", realism=realism, pixel_temperature=pixel
+            )
+            row = scores.of_samples
             points[name].append({"temperature": t, **row})
     return points
 
@@ -160,25 +186,25 @@ def curves_figure(names: list[str], path: Path) -> None:
     save_figure(fig, path)
 
 
-def close_up_figure(hr_all: torch.Tensor, vaes: dict[str, torch.nn.Module], path: Path) -> None:
+def close_up_figure(hr_all: torch.Tensor, vaes: dict[str, LoadedModel], path: Path) -> None:
     """A cat, a ship and a horse, large: LR | bicubic | CNN | each VAE's mean and two samples | HR."""
     hr = hr_all[list(CLOSE_UPS.values())].float() / 255
     lr = Degradation()(hr)
     columns = baseline(lr)
     for name, vae in vaes.items():
-        samples = sample_super_resolutions(vae, lr, NUM_SAMPLES)
+        samples = draws(vae, lr, NUM_SAMPLES)
         columns[f"{name} mean"] = samples.mean(0)
         columns.update({f"{name} sample {k}": samples[k] for k in range(2)})
     columns["HR"] = hr
     save_comparison_grid(columns, path)
 
 
-def upscale_32_figure(hr_all: torch.Tensor, vaes: dict[str, torch.nn.Module], path: Path) -> None:
+def upscale_32_figure(hr_all: torch.Tensor, vaes: dict[str, LoadedModel], path: Path) -> None:
     """A 32x32 test image taken as the *input*, upscaled 4x to 128x128 (no ground truth exists)."""
     image = hr_all[list(CLOSE_UPS.values())].float() / 255
     columns = baseline(image, input_label="input 32x32")
     for name, vae in vaes.items():
-        samples = sample_super_resolutions(vae, image, 4)
+        samples = draws(vae, image, 4)
         columns[f"{name} sample 0"] = samples[0]
         columns[f"{name} sample 1"] = samples[1]
     save_comparison_grid(columns, path)
@@ -208,7 +234,7 @@ def main() -> int:
     likelihood = likelihood_rows(models, test, val, degradation, IW_SAMPLES)
     bits = {r["model"]: r for r in likelihood if r["method"] != "ELBO"}
     elbo = {r["model"]: r for r in likelihood if r["method"] == "ELBO"}
-    vaes = {name.upper(): load_model(name).model for name in vae_names}
+    vaes = {name.upper(): load_model(name) for name in vae_names}
     with torch.no_grad():
         points = perception_distortion(dict(zip(vae_names, vaes.values(), strict=True)), test, degradation)
     report = {
@@ -276,7 +302,8 @@ def main() -> int:
         "",
         "One sample per test image at temperatures "
         + ", ".join(f"{t:g}" for t in TEMPERATURES)
-        + " (the prior's scale; 0 sets every latent to its prior mean), against the VAE means (squares), the "
+        + " (the prior's scale; 0 sets every latent to its prior mean; the kind of sample of each model's own "
+        "sampling, below), against the VAE means (squares), the "
         "deterministic models (diamonds) and HR (dashed: KID of HR against itself; its PSNR is infinite). High "
         "and to the right: close to HR pixel by pixel but unlike real images (the means); a sample that looks "
         "real sits far left, where some PSNR must be given up.",
@@ -294,8 +321,8 @@ def main() -> int:
         "",
         "## Calibration",
         "",
-        f"Per pixel, over all {len(test)} test images, {NUM_SAMPLES} samples per image (the decoder means that "
-        "`sample` shows, without the likelihood's pixel noise), against a perfectly calibrated "
+        f"Per pixel, over all {len(test)} test images, {NUM_SAMPLES} samples per image, drawn as each model's "
+        "own sampling says (below), against a perfectly calibrated "
         f"{NUM_SAMPLES}-draw sampler. Spread-skill ratio: MSE(mean of K) / ((1 + 1/K) · mean unbiased variance); "
         "1 is calibrated, above 1 the samples are too sure of themselves (under-dispersed). Interval i runs from "
         "the i-th smallest to the i-th largest draw; a calibrated sampler's truth falls inside it with "
@@ -304,6 +331,12 @@ def main() -> int:
         "sure in its lowest bins). `pyro-sr diagnose` adds the predictive draws with pixel noise.",
         "",
         *format_calibration_table(calibrations).splitlines(),
+        "",
+        "How each VAE is sampled (its weights' own sampling, used by every command and table here unless told "
+        "otherwise). A temperature fitted by `pyro-sr calibrate` is the one at which the spread-skill ratio of "
+        "8 draws per image is 1 on the validation images named; the ratio above is that of the test images.",
+        "",
+        *sampling_rows(vaes),
         "",
         "![calibration](figures/calibration.png)",
         "",

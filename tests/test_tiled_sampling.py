@@ -9,7 +9,7 @@ from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
 from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
 from pyro_sr.predict.noise import NOISE_BLOCK, LatentNoise
-from pyro_sr.predict.sampling import sample_super_resolutions
+from pyro_sr.predict.sampling import Sampling, sample_super_resolutions
 from pyro_sr.predict.tiling import super_resolve
 from pyro_sr.predict.upscalers import NoiseFieldSampler
 
@@ -82,7 +82,7 @@ def test_noise_crops_are_the_same_numbers_whichever_window_asks():
 def test_a_tiled_sample_equals_the_whole_image_pass_with_the_same_noise(likelihood):
     vae = _hvae(likelihood)
     lr = torch.rand(2, 3, 22, 27)  # 4 x 5 tiles of 6 LR pixels
-    sampler = NoiseFieldSampler(vae, num_samples=2, temperature=(1.0, 0.5, 0.0, 0.8), seed=11)
+    sampler = NoiseFieldSampler(vae, num_samples=2, sampling=Sampling((1.0, 0.5, 0.0, 0.8)), seed=11)
     whole = sampler(lr).clamp(0, 1)
     tiled = super_resolve(sampler, lr, 4, tile=6, margin=vae.receptive_radius)
     assert tiled.shape == (2, 2, 3, 88, 108)
@@ -95,19 +95,19 @@ def test_a_tiled_sample_equals_the_whole_image_pass_with_the_same_noise(likeliho
 def test_the_same_noise_gives_the_same_sample_and_temperature_zero_needs_none():
     vae = _hvae()
     lr = torch.rand(1, 3, 5, 6)
-    a, b = (NoiseFieldSampler(vae, 3, 1.0, seed=5)(lr) for _ in range(2))
+    a, b = (NoiseFieldSampler(vae, 3, Sampling(1.0), seed=5)(lr) for _ in range(2))
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     cold = sample_super_resolutions(vae, lr, 2, temperature=0.0)
-    torch.testing.assert_close(NoiseFieldSampler(vae, 2, 0.0, seed=5)(lr), cold)
+    torch.testing.assert_close(NoiseFieldSampler(vae, 2, Sampling(0.0), seed=5)(lr), cold)
     with pytest.raises(ValueError, match="one temperature per latent group"):
-        NoiseFieldSampler(vae, 1, (1.0, 1.0), seed=5)(lr)
+        NoiseFieldSampler(vae, 1, Sampling((1.0, 1.0)), seed=5)(lr)
 
 
 def test_a_cvae_tiles_exactly_and_a_linear_prior_has_no_latent_grid():
     pyro.set_rng_seed(0)
     vae = ConditionalVAE(CVAEConfig(channels=8, blocks=1, latent_channels=2)).eval()
     lr = torch.rand(1, 3, 14, 9)
-    sampler = NoiseFieldSampler(vae, 2, 1.0, seed=1)
+    sampler = NoiseFieldSampler(vae, 2, Sampling(1.0), seed=1)
     tiled = super_resolve(sampler, lr, 4, tile=4, margin=vae.receptive_radius)
     torch.testing.assert_close(tiled, sampler(lr).clamp(0, 1), rtol=0, atol=1e-5)
     linear = ConditionalVAE(CVAEConfig(prior="linear", channels=8, blocks=1))

@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from pyro_sr import __version__
-from pyro_sr.cli import demo, diagnose, evaluate, fit, likelihood, sample, upscale
+from pyro_sr.cli import calibrate, demo, diagnose, evaluate, fit, likelihood, sample, upscale
 from pyro_sr.cli.args import common_parent, sampling_parent
 from pyro_sr.common import PyroSRError
 
-COMMANDS = (fit, upscale, sample, evaluate, likelihood, diagnose, demo)
+COMMANDS = (fit, upscale, sample, evaluate, likelihood, diagnose, calibrate, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pyro_sr.common import DEVICE_CHOICES
 from pyro_sr.data.degradation import DEGRADATIONS, SUPPORTED_SCALES, Degradation
-from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, MEAN
 from pyro_sr.predict.tiling import DEFAULT_TILE
 from pyro_sr.weights.loading import MODEL_HELP
 
@@ -42,6 +42,16 @@ positive = _number(float, 0, strict=True)
 nonnegative = _number(float, 0, strict=False)
 
 
+def pixel_temperature(text: str) -> float | str:
+    """``--pixel-temperature``: ``mean`` (the likelihood's mean), or a number >= 0 (a draw at that temperature)."""
+    if text == MEAN:
+        return MEAN
+    try:
+        return nonnegative(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected '{MEAN}' or a number >= 0, got {text!r}") from None
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default only where it says something: not for unset options, flags, or helps that name their own."""
 
@@ -69,10 +79,16 @@ def sampling_parent() -> argparse.ArgumentParser:
         "--temperature",
         type=nonnegative,
         nargs="+",
-        default=[1.0],
         metavar="T",
         help="scale of the prior, for every latent group or one per group (hvae: z1 first); 0 puts the latents at "
-        "their prior mean (default: 1.0)",
+        "their prior mean (default: the model's own, 1.0 unless `pyro-sr calibrate` fitted one)",
+    )
+    parent.add_argument(
+        "--pixel-temperature",
+        type=pixel_temperature,
+        metavar="T",
+        help="'mean': a sample is the pixel likelihood's mean; a number T: a draw of the likelihood with its noise "
+        "scaled by T (default: the model's own, the mean unless `pyro-sr calibrate` chose draws)",
     )
     parent.add_argument("--seed", type=natural, default=0, help="random seed of the samples (default: 0)")
     parent.add_argument(
@@ -133,6 +149,8 @@ def degradation(args: argparse.Namespace) -> Degradation:
     return Degradation(args.degradation, args.scale, args.sigma)
 
 
-def temperature(args: argparse.Namespace) -> float | tuple[float, ...]:
-    """``--temperature``: one value for every latent group, or one per group."""
+def temperature(args: argparse.Namespace) -> float | tuple[float, ...] | None:
+    """``--temperature``: one value for every latent group, one per group, or None (the model's own)."""
+    if args.temperature is None:
+        return None
     return args.temperature[0] if len(args.temperature) == 1 else tuple(args.temperature)

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         args.self_ensemble,
         realism=not args.no_realism,
         calibrations=calibrations,
+        pixel_temperature=args.pixel_temperature,
     )
     print(format_table(rows))
     if calibrations:

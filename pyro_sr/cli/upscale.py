@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         tile=args.tile,
         num_samples=args.num_samples,
         temperature=temperature(args),
+        pixel_temperature=args.pixel_temperature,
         lr_consistent=args.lr_consistent,
         ensemble=args.self_ensemble,
     )

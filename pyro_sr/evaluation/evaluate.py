@@ -21,6 +21,7 @@ from pyro_sr.models.judge import JUDGE_IMAGE_SIZE
 from pyro_sr.predict.consistency import lr_consistent, project_to_lr
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Temperature, sample_super_resolutions
 from pyro_sr.predict.self_ensemble import degradation_symmetries, self_ensemble
+from pyro_sr.predict.upscalers import sampling_for
 from pyro_sr.weights.judge import load_judge
 from pyro_sr.weights.loading import load_models
 
@@ -134,6 +135,8 @@ def score_samples(
         if wanted > 0:
             kept.append(samples[:, :wanted].clone())  # not a view that keeps the batch
     extra = {"num_samples": num_samples, "temperature": temperature}
+    if pixel_temperature is not None:
+        extra["pixel_temperature"] = pixel_temperature
     if calibration is not None:
         extra["sample_std"] = (variance / len(pairs)) ** 0.5
     return SampleScores(
@@ -150,16 +153,18 @@ def evaluate_models(
     degradation: Degradation,
     device: str = "cpu",
     num_samples: int = DEFAULT_NUM_SAMPLES,
-    temperature: Temperature = 1.0,
+    temperature: Temperature | None = None,
     project: bool = False,
     ensemble: bool = False,
     kept_samples: dict[str, torch.Tensor] | None = None,
     keep: int = 8,
     realism: bool = True,
     calibrations: dict[str, Calibration] | None = None,
+    pixel_temperature: float | str | None = None,
 ) -> list[dict]:
     """Rows for nearest, bicubic and each checkpoint (a path or a bundled name); a VAE gives two rows, the mean
-    of ``num_samples`` samples and single samples. With ``project`` every output is made LR-consistent
+    of ``num_samples`` samples and single samples, drawn as ``sampling_for`` says (the checkpoint's sampling,
+    with ``temperature`` and ``pixel_temperature`` where given). With ``project`` every output is made LR-consistent
     (``project_to_lr``), with ``ensemble`` every CNN is self-ensembled (``self_ensemble``); the row names say
     so. With ``realism``, on labelled 32x32 images (CIFAR-10), every row gets the bundled judge's accuracy and
     classifier-KID/FID, and a first row gives those of the HR images themselves (the ceiling). Given a dict
@@ -194,17 +199,19 @@ def evaluate_models(
             rows.append({"model": name, "params": params, **scored(name, upscaler)})
             continue
         keep_now = keep if kept_samples is not None else 0
+        sampling = sampling_for(model, temperature, pixel_temperature)
         scores = score_samples(
             model.model,
             pairs,
             degradation,
             num_samples,
-            temperature,
+            sampling.temperature,
             dev,
             project=project,
             desc=name,
             keep=keep_now,
             realism=judged,
+            pixel_temperature=sampling.pixel_temperature,
         )
         if scores.kept is not None:
             kept_samples[model.name] = scores.kept

@@ -55,7 +55,8 @@ def write_sample_files(
     out_dir: Path,
     stem: str,
     num_samples: int,
-    temperature: Temperature = 1.0,
+    temperature: Temperature | None = None,
+    pixel_temperature: float | str | None = None,
     tile: int = DEFAULT_TILE,
     lr_consistent: bool = False,
     bar: tqdm | None = None,
@@ -65,7 +66,9 @@ def write_sample_files(
     ``GRID_MAX_SIDE`` pixels a side, what a comparison grid shows."""
     paths = [out_dir / f"{stem}_sample{k}.png" for k in range(num_samples)]
     if lr_consistent:
-        samples = predict_tiled(loaded, upscaler_for(loaded, num_samples, temperature), lr, tile, True)
+        samples = predict_tiled(
+            loaded, upscaler_for(loaded, num_samples, temperature, pixel_temperature=pixel_temperature), lr, tile, True
+        )
         for sample, path in zip(samples, paths, strict=True):
             save_png(sample[0], path)
         mean, std = summarize_samples(samples)
@@ -89,7 +92,7 @@ def write_sample_files(
 
         kept = []
         for k, path in enumerate(paths):
-            one_sample = upscaler_for(loaded, 1, temperature)  # its own noise: a new sample
+            one_sample = upscaler_for(loaded, 1, temperature, pixel_temperature=pixel_temperature)  # a new sample
             sample = super_resolve_uint8(one_sample, lr, loaded.scale, tile, accumulate, tile_margin(loaded))
             drawn += 1
             save_png(sample, path)
@@ -113,7 +116,8 @@ def upscale_files(
     device: str = "cpu",
     tile: int = DEFAULT_TILE,
     num_samples: int | None = None,
-    temperature: Temperature = 1.0,
+    temperature: Temperature | None = None,
+    pixel_temperature: float | str | None = None,
     lr_consistent: bool = False,
     ensemble: bool = False,
 ) -> list[Path]:
@@ -125,7 +129,7 @@ def upscale_files(
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     if scale is not None and scale != loaded.scale:
         raise ValueError(f"model {loaded.name!r} upscales x{loaded.scale}, not x{scale}")
-    upscaler = upscaler_for(loaded, num_samples, temperature, ensemble)
+    upscaler = upscaler_for(loaded, num_samples, temperature, ensemble, pixel_temperature)
     out_dir = check_writable_dir(out_dir)
     count = (DEFAULT_NUM_SAMPLES if num_samples is None else num_samples) if loaded.probabilistic else 1
     written = []
@@ -135,7 +139,8 @@ def upscale_files(
         for path in images:
             lr = to_float(load_rgb(path)).unsqueeze(0).to(loaded.device)
             if loaded.probabilistic:
-                options = {"temperature": temperature, "tile": tile, "lr_consistent": lr_consistent, "bar": bar}
+                options = {"temperature": temperature, "pixel_temperature": pixel_temperature, "tile": tile, "bar": bar}
+                options["lr_consistent"] = lr_consistent
                 written += write_sample_files(loaded, lr, out_dir, path.stem, count, **options)[0]
                 continue
             if lr_consistent:
@@ -155,7 +160,8 @@ def sample_to_files(
     names: list[str],
     out_dir: str | Path,
     num_samples: int,
-    temperature: Temperature = 1.0,
+    temperature: Temperature | None = None,
+    pixel_temperature: float | str | None = None,
     hr: torch.Tensor | None = None,
     tile: int = DEFAULT_TILE,
     lr_consistent: bool = False,
@@ -167,7 +173,8 @@ def sample_to_files(
         raise ValueError(f"model {loaded.name!r} is deterministic; sampling needs a probabilistic model")
     out_dir = check_writable_dir(out_dir)
     written = []
-    options = {"temperature": temperature, "tile": tile, "lr_consistent": lr_consistent}
+    options = {"temperature": temperature, "pixel_temperature": pixel_temperature, "tile": tile}
+    options["lr_consistent"] = lr_consistent
     with progress(total=tile_count(lr.shape[-2:], tile) * len(names) * num_samples, desc="sample", unit="tile") as bar:
         for i, name in enumerate(names):
             paths, kept = write_sample_files(loaded, lr[i : i + 1], out_dir, name, num_samples, bar=bar, **options)
@@ -190,7 +197,8 @@ def sample_image_files(
     images: Iterable[str | Path],
     out_dir: str | Path,
     num_samples: int,
-    temperature: Temperature = 1.0,
+    temperature: Temperature | None = None,
+    pixel_temperature: float | str | None = None,
     tile: int = DEFAULT_TILE,
     lr_consistent: bool = False,
 ) -> list[Path]:
@@ -201,6 +209,6 @@ def sample_image_files(
     for path in images:
         lr = to_float(load_rgb(path)).unsqueeze(0).to(loaded.device)
         written += sample_to_files(
-            loaded, lr, [path.stem], out_dir, num_samples, temperature, None, tile, lr_consistent
+            loaded, lr, [path.stem], out_dir, num_samples, temperature, pixel_temperature, None, tile, lr_consistent
         )
     return written

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from pyro import poutine
@@ -13,6 +15,54 @@ from pyro_sr.models.contract import ProbabilisticSR
 
 DEFAULT_NUM_SAMPLES = 16  # samples per image wherever the user does not say
 Temperature = float | Sequence[float]  # one for every latent group, or one per group (coarse to fine)
+
+
+MEAN = "mean"  # a pixel temperature that asks for the likelihood's mean where a model's default is a draw
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What a sample of a VAE is: latents drawn at ``temperature`` (one for every group, or one per group) and the
+    pixel likelihood's mean, or, with ``pixel_temperature``, a draw of the likelihood with its noise scaled by it.
+    A checkpoint may carry its own (``meta["sampling"]``, written by ``pyro-sr calibrate``); the commands and the
+    API use it wherever the user gives neither."""
+
+    temperature: Temperature = 1.0
+    pixel_temperature: float | None = None
+    calibration: dict[str, Any] | None = None  # how the temperature was fitted, when it was
+
+    def __post_init__(self) -> None:
+        if isinstance(self.temperature, list):  # as read back from a checkpoint
+            object.__setattr__(self, "temperature", tuple(self.temperature))
+
+    @classmethod
+    def of(cls, meta: Mapping[str, Any]) -> Sampling:
+        """The sampling a checkpoint's metadata asks for, or the model's own (temperature 1, the mean)."""
+        return cls(**meta.get("sampling") or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = asdict(self)
+        spec["temperature"] = list(self.temperature) if isinstance(self.temperature, tuple) else self.temperature
+        return spec
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keywords of ``sample_super_resolutions`` that draw such samples."""
+        return {"temperature": self.temperature, "pixel_temperature": self.pixel_temperature}
+
+    def given(self, temperature: Temperature | None = None, pixel_temperature: float | str | None = None) -> Sampling:
+        """This sampling with what the user gave in its place: ``None`` keeps this one's, and a pixel temperature
+        of ``MEAN`` asks for the likelihood's mean."""
+        if pixel_temperature == MEAN:
+            pixel = None
+        elif pixel_temperature is None:
+            pixel = self.pixel_temperature
+        else:
+            pixel = float(pixel_temperature)
+        kept = temperature is None and pixel == self.pixel_temperature
+        return Sampling(
+            self.temperature if temperature is None else temperature, pixel, self.calibration if kept else None
+        )
 
 
 def site_temperatures(vae: ProbabilisticSR, temperature: Temperature) -> dict[str, float]:

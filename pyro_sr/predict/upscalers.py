@@ -7,7 +7,7 @@ import torch
 from pyro_sr.models.contract import ProbabilisticSR, Upscaler
 from pyro_sr.predict.consistency import project_to_lr
 from pyro_sr.predict.noise import LatentNoise
-from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Temperature, sample_super_resolutions
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Sampling, Temperature, sample_super_resolutions
 from pyro_sr.predict.self_ensemble import degradation_symmetries, self_ensemble
 from pyro_sr.predict.tiling import DEFAULT_TILE, TILE_MARGIN, super_resolve
 from pyro_sr.weights.loading import LoadedModel
@@ -19,13 +19,13 @@ class NoiseFieldSampler:
     under those LR rows and columns with its crop of that noise, which is what tiling asks for, so that a tiled
     sample equals the whole-image pass ``sampler(lr)``."""
 
-    def __init__(self, vae: ProbabilisticSR, num_samples: int, temperature: Temperature, seed: int):
-        self.vae, self.num_samples, self.temperature, self.seed = vae, num_samples, temperature, seed
+    def __init__(self, vae: ProbabilisticSR, num_samples: int, sampling: Sampling, seed: int):
+        self.vae, self.num_samples, self.sampling, self.seed = vae, num_samples, sampling, seed
 
     def window(self, rows: tuple[int, int], cols: tuple[int, int]) -> Upscaler:
         def sample(lr: torch.Tensor) -> torch.Tensor:
             noise = LatentNoise(self.vae.latent_grids, self.num_samples, len(lr), self.seed).crop(rows, cols)
-            return sample_super_resolutions(self.vae, lr, self.num_samples, self.temperature, noise=noise)
+            return sample_super_resolutions(self.vae, lr, self.num_samples, noise=noise, **self.sampling.options)
 
         return sample
 
@@ -39,21 +39,33 @@ def tile_margin(loaded: LoadedModel) -> int:
     return TILE_MARGIN if radius is None else radius
 
 
+def sampling_for(
+    loaded: LoadedModel, temperature: Temperature | None = None, pixel_temperature: float | str | None = None
+) -> Sampling:
+    """How ``loaded`` is sampled: its checkpoint's sampling (``Sampling.of``) with what the user gave instead."""
+    return Sampling.of(loaded.meta).given(temperature, pixel_temperature)
+
+
 def upscaler_for(
-    loaded: LoadedModel, num_samples: int | None = None, temperature: Temperature = 1.0, ensemble: bool = False
+    loaded: LoadedModel,
+    num_samples: int | None = None,
+    temperature: Temperature | None = None,
+    ensemble: bool = False,
+    pixel_temperature: float | str | None = None,
 ) -> Upscaler:
     """LR -> SR for a deterministic model, or LR -> K samples (K, N, 3, H, W) for a probabilistic one (K = 16
-    unless given), their latent noise one whole-image draw (seeded from torch's generator) where the latents are
-    images, so tiles sample exactly. ``ensemble`` averages a deterministic model over the exact symmetries of its
-    degradation."""
+    unless given; drawn as ``sampling_for`` says), their latent noise one whole-image draw (seeded from torch's
+    generator) where the latents are images, so tiles sample exactly. ``ensemble`` averages a deterministic model
+    over the exact symmetries of its degradation."""
     if loaded.probabilistic:
         if ensemble:
             raise ValueError(f"model {loaded.name!r} is probabilistic; --self-ensemble applies to deterministic CNNs")
         count = DEFAULT_NUM_SAMPLES if num_samples is None else num_samples
+        sampling = sampling_for(loaded, temperature, pixel_temperature)
         if getattr(loaded.model, "latent_grids", None) is not None:
             seed = int(torch.randint(2**62, ()))
-            return NoiseFieldSampler(loaded.model, count, temperature, seed)
-        return lambda lr: sample_super_resolutions(loaded.model, lr, count, temperature)
+            return NoiseFieldSampler(loaded.model, count, sampling, seed)
+        return lambda lr: sample_super_resolutions(loaded.model, lr, count, **sampling.options)
     if num_samples not in (None, 1):
         raise ValueError(f"model {loaded.name!r} is deterministic; --num-samples needs a probabilistic model")
     predict = loaded.model.predict

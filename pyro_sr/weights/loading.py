@@ -87,19 +87,24 @@ def _display_name(path: Path) -> str:
     return f"{path.parent.name} (best)" if path.name == "best.pt" else path.stem
 
 
-def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a bundled model by name, or a checkpoint file / run folder by path; ``device`` may be ``auto``."""
-    device = resolve_device(device)
+def checkpoint_location(spec: str | Path) -> tuple[Path, str]:
+    """The file or run folder a model name means, and how tables name it."""
     if str(spec) in BUNDLED_MODELS:
         path, name = bundled_path(str(spec)), str(spec)
         if not path.is_file():
             raise CheckpointError(f"bundled model {name!r} is not installed ({path} missing)")
-    else:
-        path = Path(spec)
-        if not path.exists():
-            choices = ", ".join(BUNDLED_MODELS)
-            raise CheckpointError(f"no checkpoint at {path} and no bundled model of that name (bundled: {choices})")
-        name = _display_name(path)
+        return path, name
+    path = Path(spec)
+    if not path.exists():
+        choices = ", ".join(BUNDLED_MODELS)
+        raise CheckpointError(f"no checkpoint at {path} and no bundled model of that name (bundled: {choices})")
+    return path, _display_name(path)
+
+
+def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a bundled model by name, or a checkpoint file / run folder by path; ``device`` may be ``auto``."""
+    device = resolve_device(device)
+    path, name = checkpoint_location(spec)
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, device)
     kind = model_kind(checkpoint["kind"]).name
@@ -136,9 +141,18 @@ def training_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return {**checkpoint.get("meta", {}), **{key: value for key, value in training.items() if value is not None}}
 
 
-def export_weights(checkpoint_path: str | Path, out_path: str | Path, metrics: dict[str, Any] | None = None) -> None:
-    """Write inference-only weights (no optimizer or RNG state) with metadata and the measured metrics."""
+def export_weights(
+    checkpoint_path: str | Path,
+    out_path: str | Path,
+    metrics: dict[str, Any] | None = None,
+    sampling: dict[str, Any] | None = None,
+) -> None:
+    """Write inference-only weights (no optimizer or RNG state) with metadata and the measured metrics, and with
+    ``sampling`` (``predict.sampling.Sampling.to_dict``) as how the model is sampled where the user does not say;
+    without it, the checkpoint's own sampling is kept."""
     checkpoint = load_checkpoint(checkpoint_path)
     meta = {**training_record(checkpoint), "metrics": metrics or {}}
+    if sampling is not None:
+        meta["sampling"] = sampling
     payload = {"kind": checkpoint["kind"], "model_config": checkpoint["model_config"], "model": checkpoint["model"]}
     save_checkpoint({**payload, "meta": meta}, out_path)
