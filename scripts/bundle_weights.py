@@ -1,7 +1,7 @@
 """Score a trained model on the CIFAR-10 test images and write it as bundled weights with its metrics.
 
 python scripts/bundle_weights.py runs/resnet cnn --data-dir ../shared/data/cifar10
-python scripts/bundle_weights.py runs/cvae-default-e5 vae --data-dir ../shared/data/cifar10
+python scripts/bundle_weights.py runs/cvae-dmol-e5/calibrated.pt vae --data-dir ../shared/data/cifar10
 
 A VAE is scored as ``pyro-sr evaluate`` scores it: the mean of 16 samples, and single samples.
 """

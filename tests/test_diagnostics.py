@@ -163,7 +163,7 @@ def test_cli_diagnose_and_its_errors(trained_run, tmp_path, capsys):
         )
         == 0
     )
-    assert "| 5 | 7035 |" in (tmp_path / "bundled" / "summary.md").read_text()  # the bundled VAE's 5 epochs
+    assert "| 5 | 3520 |" in (tmp_path / "bundled" / "summary.md").read_text()  # the bundled VAE's 5 epochs
     capsys.readouterr()
     assert main(["diagnose", "--model", str(tmp_path / "missing"), "--data", "sample"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
