@@ -167,7 +167,7 @@ def perception_distortion_figure(points: dict[str, list[dict]], rows: list[dict]
         xlabel="classifier-KID against the HR images (the bundled judge's features; lower looks more real)",
         ylabel="PSNR (dB, higher is closer to HR)",
     )
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="best")
     save_figure(fig, path)
 
 
