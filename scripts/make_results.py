@@ -334,7 +334,7 @@ def main() -> int:
         "",
         "How each VAE is sampled (its weights' own sampling, used by every command and table here unless told "
         "otherwise). A temperature fitted by `pyro-sr calibrate` is the one at which the spread-skill ratio of "
-        "8 draws per image is 1 on the validation images named; the ratio above is that of the test images.",
+        "K draws per image is 1 on the images named; the ratio above is that of the test images.",
         "",
         *sampling_rows(vaes),
         "",

@@ -10,7 +10,7 @@ from pyro_sr.cli.args import add_data_args, add_model_arg, count, natural, pixel
 from pyro_sr.common import resolve_device, set_threads
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.evaluation.recalibration import fit_temperature
-from pyro_sr.predict.sampling import Sampling
+from pyro_sr.predict.sampling import MEAN, Sampling
 from pyro_sr.weights.loading import checkpoint_location, export_weights, load_model
 
 
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     cal.add_argument(
         "--pixel-temperature",
         type=pixel_temperature,
-        default="mean",
+        default=MEAN,
         metavar="T",
         help="the kind of sample to calibrate: 'mean' (the pixel likelihood's mean) or a draw of the likelihood "
         "with its noise scaled by T (default: %(default)s)",
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"model {args.model!r} is deterministic; calibrate needs a VAE")
     pairs = load_pairs(args.data, args.split, loaded.degradation, args.data_dir, args.download, args.val_size)
     pairs = pairs.first(args.limit)
-    pixel = Sampling().given(pixel_temperature=args.pixel_temperature).pixel_temperature
+    pixel = None if args.pixel_temperature == MEAN else args.pixel_temperature
     fit = fit_temperature(loaded.model, pairs, args.num_samples, pixel, args.seed)
     record = {"data": args.data, "split": args.split, **fit.to_dict(), "command": args.command_line}
     sampling = Sampling(fit.temperature, pixel, record)

@@ -34,8 +34,12 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     loaded = load_model(args.model, args.device)
     num_samples = DEFAULT_NUM_SAMPLES if args.num_samples is None else args.num_samples
-    options = {"temperature": temperature(args), "pixel_temperature": args.pixel_temperature, "tile": args.tile}
-    options["lr_consistent"] = args.lr_consistent
+    options = {
+        "temperature": temperature(args),
+        "pixel_temperature": args.pixel_temperature,
+        "tile": args.tile,
+        "lr_consistent": args.lr_consistent,
+    }
     if args.images:
         sample_image_files(loaded, args.images, args.out, num_samples, **options)
     else:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyro
 import torch
 
 from pyro_sr.data.datasets import PairedImages
+from pyro_sr.evaluation.calibration import spread_skill
 from pyro_sr.evaluation.evaluate import labelled_batches
 from pyro_sr.models.contract import ProbabilisticSR
 from pyro_sr.predict.sampling import sample_super_resolutions
@@ -67,8 +69,7 @@ def spread_skill_at(
         samples = sample_super_resolutions(vae, lr, num_samples, temperature, pixel_temperature=pixel_temperature)
         squared_error += float(((samples.mean(0) - hr) ** 2).sum())
         variance += float(samples.var(0, correction=1).sum())
-    spread = (1 + 1 / num_samples) * variance
-    return squared_error / spread if spread > 0 else math.inf
+    return spread_skill(np.asarray(squared_error), np.asarray(variance), num_samples)  # sums: same ratio as means
 
 
 def fit_temperature(

@@ -139,8 +139,13 @@ def upscale_files(
         for path in images:
             lr = to_float(load_rgb(path)).unsqueeze(0).to(loaded.device)
             if loaded.probabilistic:
-                options = {"temperature": temperature, "pixel_temperature": pixel_temperature, "tile": tile, "bar": bar}
-                options["lr_consistent"] = lr_consistent
+                options = {
+                    "temperature": temperature,
+                    "pixel_temperature": pixel_temperature,
+                    "tile": tile,
+                    "lr_consistent": lr_consistent,
+                    "bar": bar,
+                }
                 written += write_sample_files(loaded, lr, out_dir, path.stem, count, **options)[0]
                 continue
             if lr_consistent:
@@ -173,8 +178,12 @@ def sample_to_files(
         raise ValueError(f"model {loaded.name!r} is deterministic; sampling needs a probabilistic model")
     out_dir = check_writable_dir(out_dir)
     written = []
-    options = {"temperature": temperature, "pixel_temperature": pixel_temperature, "tile": tile}
-    options["lr_consistent"] = lr_consistent
+    options = {
+        "temperature": temperature,
+        "pixel_temperature": pixel_temperature,
+        "tile": tile,
+        "lr_consistent": lr_consistent,
+    }
     with progress(total=tile_count(lr.shape[-2:], tile) * len(names) * num_samples, desc="sample", unit="tile") as bar:
         for i, name in enumerate(names):
             paths, kept = write_sample_files(loaded, lr[i : i + 1], out_dir, name, num_samples, bar=bar, **options)
