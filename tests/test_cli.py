@@ -99,6 +99,14 @@ def test_evaluate_reports_a_vaes_calibration_and_realism(tmp_path, capsys):
         assert rows[row]["sample_std"] > 0 and 0 <= rows[row]["classifier_accuracy"] <= 1
 
 
+def test_evaluate_scores_the_mean_from_latent_draws_when_asked(tmp_path):
+    out = tmp_path / "table.json"
+    args = ["evaluate", "--model", "vae", "--data", "sample", "--limit", "4", "--num-samples", "2", "--no-realism"]
+    assert main([*args, "--mean-samples", "8", "--out", str(out)]) == 0
+    rows = {r["model"]: r for r in json.loads(out.read_text())["results"]}
+    assert rows["vae: mean of 8 (likelihood means)"]["mean_samples"] == 8 and "vae: one sample" in rows
+
+
 def test_upscale_converts_any_image_mode(tiny_run, photos, tmp_path):
     out = tmp_path / "sr"
     inputs = sorted(photos.iterdir())

@@ -9,11 +9,12 @@ from pyro import poutine
 
 from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
+from pyro_sr.evaluation.evaluate import score_samples
 from pyro_sr.evaluation.likelihood import bits_per_dim, likelihood_rows, vae_bits_per_dim, vae_log_weights
 from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
 from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
 from pyro_sr.models.likelihoods import DiscretizedLogisticMixture
-from pyro_sr.predict.sampling import sample_super_resolutions
+from pyro_sr.predict.sampling import posterior_mean, sample_super_resolutions
 from pyro_sr.training.svi import SVIConfig, fit_vae
 from pyro_sr.weights.loading import load_model
 
@@ -107,3 +108,29 @@ def test_a_sample_is_the_location_unless_a_pixel_temperature_asks_for_a_draw(pai
     assert (cold - location).abs().mean() < (draws - location).abs().mean()
     with pytest.raises(ValueError, match="pixel temperature"):
         sample_super_resolutions(vae, lr, 1, pixel_temperature=-1.0)
+
+
+def test_the_posterior_mean_integrates_the_pixel_noise_out_of_the_mean_of_samples(pairs):
+    vae = tiny("hvae", "dmol").eval()
+    lr = pairs[1].lr[:3]
+    pyro.set_rng_seed(0)
+    chunks = [sample_super_resolutions(vae, lr, k, temperature=0.7) for k in (3, 3, 1)]
+    pyro.set_rng_seed(0)
+    mean = posterior_mean(vae, lr, 7, temperature=0.7, draws_at_once=3)
+    torch.testing.assert_close(mean, torch.cat(chunks).mean(0))  # the likelihood means of the same latent draws
+    assert torch.equal(posterior_mean(vae, lr, 4, temperature=0.0), sample_super_resolutions(vae, lr, 1, 0.0)[0])
+    with pytest.raises(ValueError, match="samples"):
+        posterior_mean(vae, lr, 0)
+
+
+def test_a_mean_row_from_latent_draws_says_so_and_beats_the_mean_of_noisy_samples(pairs):
+    vae = tiny("hvae", "dmol").eval()
+    pyro.set_rng_seed(0)
+    noisy = score_samples(vae, pairs[1], Degradation(), 4, pixel_temperature=1.0)
+    pyro.set_rng_seed(0)
+    rao_blackwellised = score_samples(vae, pairs[1], Degradation(), 4, pixel_temperature=1.0, mean_samples=4)
+    assert rao_blackwellised.of_mean["mean_samples"] == 4 and "mean_samples" not in noisy.of_mean
+    assert rao_blackwellised.of_mean["mse"] < noisy.of_mean["mse"]  # an untrained dmol's pixel noise is wide
+    assert rao_blackwellised.of_samples == noisy.of_samples  # the samples' row is untouched
+    with pytest.raises(ValueError, match="latent draws"):
+        score_samples(vae, pairs[1], Degradation(), 4, mean_samples=0)

@@ -28,6 +28,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         "(only computed for labelled 32x32 CIFAR-10 images; slow: three judge passes per output)",
     )
     ev.add_argument(
+        "--mean-samples",
+        type=count,
+        metavar="M",
+        help="score a VAE's mean row as the posterior mean from M latent draws of the pixel likelihood's mean "
+        "(no pixel noise) instead of the mean of its --num-samples samples",
+    )
+    ev.add_argument(
         "--calibration-plot", type=Path, metavar="PNG", help="write the VAEs' calibration figure here (K >= 2)"
     )
     ev.add_argument(
@@ -56,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         realism=not args.no_realism,
         calibrations=calibrations,
         pixel_temperature=args.pixel_temperature,
+        mean_samples=args.mean_samples,
     )
     print(format_table(rows))
     if calibrations:

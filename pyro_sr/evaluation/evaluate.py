@@ -19,7 +19,7 @@ from pyro_sr.models.blocks import bicubic_upscale, nearest_upscale
 from pyro_sr.models.contract import ProbabilisticSR, Upscaler
 from pyro_sr.models.judge import JUDGE_IMAGE_SIZE
 from pyro_sr.predict.consistency import lr_consistent, project_to_lr
-from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Temperature, sample_super_resolutions
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Temperature, posterior_mean, sample_super_resolutions
 from pyro_sr.predict.self_ensemble import degradation_symmetries, self_ensemble
 from pyro_sr.predict.upscalers import sampling_for
 from pyro_sr.weights.judge import load_judge
@@ -102,6 +102,7 @@ def score_samples(
     keep: int = 0,
     realism: RealismMetrics | None = None,
     pixel_temperature: float | None = None,
+    mean_samples: int | None = None,
 ) -> SampleScores:
     """Two rows of metrics for a VAE: the mean of ``num_samples`` samples, and single samples (each sample
     scored on its own), both with the sample std (``sample_std``: the root of the mean unbiased per-pixel variance
@@ -109,7 +110,14 @@ def score_samples(
     with ``keep``, the samples of the first ``keep`` images, (K, keep, 3, H, W), so that a figure of them needs no
     second draw. With ``project`` each sample is first projected onto its LR input; with ``realism`` both rows
     get the judge's scores; with ``pixel_temperature`` the samples are draws of the pixel likelihood
-    (``sample_super_resolutions``)."""
+    (``sample_super_resolutions``).
+
+    ``mean_samples`` makes the mean row an estimate of the posterior mean from that many latent draws of its own,
+    each contributing the pixel likelihood's mean (``sr``): the same expectation as the mean of samples with pixel
+    noise, without that noise's variance, so more draws buy a better point estimate at the cost of decoder passes
+    alone."""
+    if mean_samples is not None and mean_samples < 1:
+        raise ValueError(f"the number of latent draws for the mean must be >= 1, got {mean_samples}")
     of_mean, of_samples, kept = SRMetrics(degradation), SRMetrics(degradation), []
     calibration = CalibrationMetrics() if num_samples > 1 else None
     realism_of_mean = copy.deepcopy(realism)  # the same HR features, its own SR outputs
@@ -119,7 +127,10 @@ def score_samples(
         samples = sample_super_resolutions(vae, lr, num_samples, temperature, pixel_temperature=pixel_temperature)
         if project:
             samples = project_to_lr(samples, lr, degradation).clamp(0, 1)
-        of_mean.update(samples.mean(0), hr, lr)
+        mean = samples.mean(0) if mean_samples is None else posterior_mean(vae, lr, mean_samples, temperature)
+        if project and mean_samples is not None:
+            mean = project_to_lr(mean, lr, degradation).clamp(0, 1)
+        of_mean.update(mean, hr, lr)
         single, hrs, lrs = samples.flatten(0, 1), hr.repeat(num_samples, 1, 1, 1), lr.repeat(num_samples, 1, 1, 1)
         for start in range(0, len(single), SCORED_AT_ONCE):
             end = start + SCORED_AT_ONCE
@@ -127,7 +138,7 @@ def score_samples(
             if realism is not None:
                 realism.update(single[start:end], labels.repeat(num_samples)[start:end])
         if realism_of_mean is not None:
-            realism_of_mean.update(samples.mean(0), labels)
+            realism_of_mean.update(mean, labels)
         if calibration is not None:
             calibration.update(samples, hr)
             variance += float(samples.var(0, correction=1).mean((1, 2, 3)).sum())
@@ -139,8 +150,9 @@ def score_samples(
         extra["pixel_temperature"] = pixel_temperature
     if calibration is not None:
         extra["sample_std"] = (variance / len(pairs)) ** 0.5
+    of_mean_extra = extra if mean_samples is None else {**extra, "mean_samples": mean_samples, "mean_of": "sr"}
     return SampleScores(
-        {**of_mean.result(), **_realism_result(realism_of_mean), **extra},
+        {**of_mean.result(), **_realism_result(realism_of_mean), **of_mean_extra},
         {**of_samples.result(), **_realism_result(realism), **extra},
         calibration.result() if calibration is not None else None,
         torch.cat(kept, 1) if kept else None,
@@ -161,6 +173,7 @@ def evaluate_models(
     realism: bool = True,
     calibrations: dict[str, Calibration] | None = None,
     pixel_temperature: float | str | None = None,
+    mean_samples: int | None = None,
 ) -> list[dict]:
     """Rows for nearest, bicubic and each checkpoint (a path or a bundled name); a VAE gives two rows, the mean
     of ``num_samples`` samples and single samples, drawn as ``sampling_for`` says (the checkpoint's sampling,
@@ -169,7 +182,9 @@ def evaluate_models(
     so. With ``realism``, on labelled 32x32 images (CIFAR-10), every row gets the bundled judge's accuracy and
     classifier-KID/FID, and a first row gives those of the HR images themselves (the ceiling). Given a dict
     ``kept_samples``, each VAE's scored samples of the first ``keep`` images go into it under the model's name
-    (the demo's grid shows them); given a dict ``calibrations``, each VAE's calibration goes into it."""
+    (the demo's grid shows them); given a dict ``calibrations``, each VAE's calibration goes into it.
+    ``mean_samples``: the mean row is the posterior mean from that many latent draws of likelihood means
+    (``score_samples``)."""
     dev = resolve_device(device)
     scale = degradation.scale
     loaded = load_models(checkpoints, dev, scale)
@@ -212,12 +227,14 @@ def evaluate_models(
             keep=keep_now,
             realism=judged,
             pixel_temperature=sampling.pixel_temperature,
+            mean_samples=mean_samples,
         )
         if scores.kept is not None:
             kept_samples[model.name] = scores.kept
         if calibrations is not None and scores.calibration is not None:
             calibrations[name] = scores.calibration
-        rows.append({"model": f"{name}: mean of {num_samples}", "params": params, **scores.of_mean})
+        mean_row = f"mean of {num_samples}" if mean_samples is None else f"mean of {mean_samples} (likelihood means)"
+        rows.append({"model": f"{name}: {mean_row}", "params": params, **scores.of_mean})
         rows.append({"model": f"{name}: one sample", "params": params, **scores.of_samples})
     return rows
 

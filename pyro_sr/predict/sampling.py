@@ -145,3 +145,18 @@ def summarize_samples(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     """Per-pixel mean and standard deviation across samples (dimension 0)."""
     std = samples.std(0, unbiased=False) if len(samples) > 1 else torch.zeros_like(samples[0])
     return samples.mean(0), std
+
+
+def posterior_mean(
+    vae: ProbabilisticSR, lr: torch.Tensor, num_samples: int, temperature: Temperature = 1.0, draws_at_once: int = 16
+) -> torch.Tensor:
+    """E[HR | LR] (N, 3, H, W) estimated from ``num_samples`` latent draws at ``temperature``, each contributing
+    the pixel likelihood's mean (``sr``) rather than a draw of it: the expectation of the mean of samples, with
+    the pixel noise integrated out instead of averaged (Rao-Blackwellised). Drawn ``draws_at_once`` at a time."""
+    if num_samples < 1:
+        raise ValueError(f"the number of samples must be >= 1, got {num_samples}")
+    total = None
+    for start in range(0, num_samples, draws_at_once):
+        part = sample_super_resolutions(vae, lr, min(draws_at_once, num_samples - start), temperature).sum(0)
+        total = part if total is None else total + part
+    return total / num_samples
