@@ -110,7 +110,8 @@ def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_pa
         "Pareto k̂ per image",
         "Effective sample size",
         "## Calibration",
-        "samples (what",
+        "`sr` at temperature 1",
+        "`sample` and `upscale` draw as the weights say (latent temperature 1, the likelihood's mean)",
     ):
         assert expected in text
     for figure in ("training_curves.png", "group_kl.png", "variational_fit.png", "calibration.png", "predictive.png"):

@@ -11,6 +11,6 @@ from pyro_sr.models.contract import ProbabilisticSR
 
 @torch.no_grad()
 def predictive_draws(vae: ProbabilisticSR, lr: torch.Tensor, num_samples: int) -> dict[str, torch.Tensor]:
-    """K draws per LR image of ``sr`` (the decoder mean, what ``sample`` shows) and ``hr`` (with pixel noise,
-    what the model claims about the true image), each (K, N, 3, H, W)."""
+    """K draws per LR image at temperature 1 of ``sr`` (the pixel likelihood's mean) and ``hr`` (with pixel
+    noise, what the fitted model claims about the true image), each (K, N, 3, H, W)."""
     return Predictive(vae.model, num_samples=num_samples, return_sites=("sr", "hr"))(lr)

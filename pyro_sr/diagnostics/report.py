@@ -34,6 +34,7 @@ from pyro_sr.evaluation.likelihood import bits_per_dim
 from pyro_sr.models.blocks import nearest_upscale
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.predict.figures import sample_columns, save_comparison_grid
+from pyro_sr.predict.sampling import Sampling
 from pyro_sr.weights.loading import BUNDLED_MODELS, load_model
 
 LN2 = math.log(2.0)
@@ -122,6 +123,7 @@ def _summary(
     calibrations: dict[str, Calibration],
     dims: int,
     figures: list[str],
+    sampling: Sampling = Sampling(),
 ) -> str:
     lines = [f"# Diagnostics of `{run_dir}`", "", f"Checkpoint: `{checkpoint}`.", ""]
     if history:
@@ -204,7 +206,7 @@ def _summary(
         if fit.has_k
         else f"Pareto k̂ was not computed: it needs K >= {MIN_DRAWS_FOR_K} draws.",
         "",
-        *calibration_section(calibrations),
+        *calibration_section(calibrations, sampling),
         "## Figures",
         "",
         *[f"![{name}]({name})" for name in figures],
@@ -217,12 +219,22 @@ def _summary(
     return "\n".join(lines) + "\n"
 
 
-CALIBRATED = {"samples": "samples (what `sample` shows)", "predictive": "predictive draws (with the pixel noise)"}
+CALIBRATED = {
+    "samples": "`sr` at temperature 1 (the likelihood's mean)",
+    "predictive": "`hr` at temperature 1 (the fitted model's predictive, with pixel noise)",
+}
 
 
-def calibration_section(calibrations: dict[str, Calibration]) -> list[str]:
-    """The summary's calibration section: each kind of draw against a calibrated sampler with as many draws."""
+def calibration_section(calibrations: dict[str, Calibration], sampling: Sampling = Sampling()) -> list[str]:
+    """The summary's calibration section: each kind of draw against a calibrated sampler with as many draws. The
+    draws are the fitted model's, at temperature 1; ``sampling`` (the weights' own) is named because that is
+    what ``sample`` and ``upscale`` draw instead."""
     cal = next(iter(calibrations.values()))
+    kind = "the likelihood's mean" if sampling.pixel_temperature is None else "a draw of the likelihood"
+    temperature = sampling.temperature
+    shown = " ".join(f"{t:.3g}" for t in temperature) if isinstance(temperature, tuple) else f"{temperature:.3g}"
+    own = f"latent temperature {shown}, {kind}"
+    fitted = "; fitted by `pyro-sr calibrate`" if sampling.calibration else ""
     return [
         "## Calibration",
         "",
@@ -230,7 +242,9 @@ def calibration_section(calibrations: dict[str, Calibration]) -> list[str]:
         f"{cal.num_samples}-draw sampler (not against nominal levels, which it misses too). Spread-skill ratio: "
         "MSE(mean of K) / ((1 + 1/K) · mean unbiased variance); 1 is calibrated, above 1 the draws are too sure "
         "(under-dispersed). Interval i runs from the i-th smallest to the i-th largest draw. Quintiles: pixels "
-        "binned by the variance of half the draws, the ratio taken from the other half.",
+        "binned by the variance of half the draws, the ratio taken from the other half. Both rows are the fitted "
+        f"model at temperature 1, the model the ELBO scores; `sample` and `upscale` draw as the weights say ({own}"
+        f"{fitted}), and `pyro-sr evaluate` reports the calibration of those draws.",
         "",
         format_calibration_table({CALIBRATED[kind]: c for kind, c in calibrations.items()}),
         "",
@@ -319,6 +333,8 @@ def diagnose(
 
     idata = _inference_data(steps, fit, draws, lr, hr, dims, calibrations)
     atomic_write(out_dir / "diagnostics.nc", lambda tmp: idata.to_netcdf(str(tmp)))
-    summary = _summary(run_dir or model, str(checkpoint), history, fit, units, calibrations, dims, figures)
+    summary = _summary(
+        run_dir or model, str(checkpoint), history, fit, units, calibrations, dims, figures, Sampling.of(loaded.meta)
+    )
     atomic_write(out_dir / "summary.md", lambda tmp: Path(tmp).write_text(summary))
     return out_dir / "summary.md"
