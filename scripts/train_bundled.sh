@@ -44,7 +44,7 @@ pyro-sr fit vae --preset paper --beta 0.5 --epochs 2 --ema-decay 0 --data cifar1
     --out runs/cvae-paper-e2
 # The hierarchical VAE, refining the bundled CNN (kept frozen inside it), with the same likelihood, two latent
 # groups at 16x16 and 32 free nats per group: 6 epochs (about 26 min on two cores), then continued to 12 on the
-# longer schedule (--resume --epochs 12: the learning rate's decay follows the new length; about 30 min more);
+# longer schedule (--resume --epochs 12: the learning rate's decay follows the new length; about 25 min more);
 # calibrated and bundled like the VAE.
 pyro-sr fit hvae --base cnn --likelihood dmol --mixtures 5 --free-bits 32 --lr 1e-3 --groups-per-scale 0 2 0 \
     --data cifar10 --data-dir "$DATA" --epochs 6 --elbo meanfield --kl linear --warmup-steps 2000 --threads 2 \
