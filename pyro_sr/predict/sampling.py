@@ -155,8 +155,5 @@ def posterior_mean(
     the pixel noise integrated out instead of averaged (Rao-Blackwellised). Drawn ``draws_at_once`` at a time."""
     if num_samples < 1:
         raise ValueError(f"the number of samples must be >= 1, got {num_samples}")
-    total = None
-    for start in range(0, num_samples, draws_at_once):
-        part = sample_super_resolutions(vae, lr, min(draws_at_once, num_samples - start), temperature).sum(0)
-        total = part if total is None else total + part
-    return total / num_samples
+    counts = [min(draws_at_once, num_samples - start) for start in range(0, num_samples, draws_at_once)]
+    return sum(sample_super_resolutions(vae, lr, k, temperature).sum(0) for k in counts) / num_samples
