@@ -3,13 +3,14 @@
     import pyro_sr
     sr = pyro_sr.load("hvae")                   # bundled name, checkpoint file or run folder; device="auto"
     lr = pyro_sr.degrade(hr)                     # the paper's operator, (N, 3, H, W) in [0, 1]
-    x = sr.upscale(lr)                           # (N, 3, sH, sW): the CNN's output, or a VAE's mean of samples
+    x = sr.upscale(lr)                           # (N, 3, sH, sW): the CNN's output, or a VAE's posterior mean
     s = sr.sample(lr, num_samples=16)            # (K, N, 3, sH, sW); a clear error for a deterministic model
     b = sr.bits_per_dim(hr, lr)                  # conditional bits/dim per image (N,)
     sr.meta                                      # how it was trained and what it scored
     pyro_sr.list_models()                        # the bundled names
 
-``upscale`` runs what ``pyro-sr upscale`` runs (tiles, self-ensemble, LR projection), so the two give the same pixels.
+``upscale`` runs what ``pyro-sr upscale`` runs (tiles, self-ensemble, LR projection), so a CNN gives the same pixels
+either way; for a VAE the command writes its samples and their mean, and ``upscale`` returns the posterior mean.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pyro_sr.evaluation.likelihood import (
     scored_images,
 )
 from pyro_sr.models.contract import VariationalSR, has_discrete_likelihood
-from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, Temperature
+from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, MEAN, Temperature
 from pyro_sr.predict.tiling import DEFAULT_TILE
 from pyro_sr.predict.upscalers import predict_tiled, sampling_for, upscaler_for
 from pyro_sr.weights.loading import LoadedModel, load_model
@@ -81,8 +82,12 @@ class SuperResolver:
         self_ensemble: bool = False,
         pixel_temperature: float | str | None = None,
     ) -> torch.Tensor:
-        """(N, 3, h, w) -> (N, 3, scale h, scale w) in [0, 1]: a deterministic model's output, or the mean of
-        ``num_samples`` (16 unless given) samples of a probabilistic one, drawn as ``sample`` draws them."""
+        """(N, 3, h, w) -> (N, 3, scale h, scale w) in [0, 1]: a deterministic model's output, or a probabilistic
+        one's posterior mean, E[HR | LR]: the pixel likelihood's mean averaged over ``num_samples`` (16 unless
+        given) latent draws at the model's temperature, its pixel noise integrated out rather than averaged. A
+        ``pixel_temperature`` averages draws at that temperature instead."""
+        if self.probabilistic and pixel_temperature is None:
+            pixel_temperature = MEAN
         out = self._run(lr, num_samples, temperature, pixel_temperature, tile, lr_consistent, self_ensemble)
         return out.mean(0) if self.probabilistic else out
 

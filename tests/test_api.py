@@ -41,6 +41,20 @@ def test_upscale_equals_the_command_line_output(tmp_path):
     assert api.shape == (1, 3, 32, 64) and np.array_equal(to_uint8(api[0]), cli)
 
 
+def test_a_vae_upscales_to_its_posterior_mean_not_a_mean_of_noisy_draws():
+    hr = load_bundled_sample()[:8].float() / 255
+    lr = pyro_sr.degrade(hr)
+    sr = pyro_sr.load("hvae", device="cpu")
+    assert sr.sampling.pixel_temperature == 1.0  # its own samples are draws of the likelihood
+    torch.manual_seed(0)
+    default = sr.upscale(lr, num_samples=8)
+    torch.manual_seed(0)
+    assert torch.equal(default, sr.upscale(lr, num_samples=8, pixel_temperature="mean"))
+    torch.manual_seed(0)
+    noisy = sr.upscale(lr, num_samples=8, pixel_temperature=1.0)
+    assert ((default - hr) ** 2).mean() < ((noisy - hr) ** 2).mean()
+
+
 def test_deterministic_models_refuse_to_sample_and_need_sigma_for_bits():
     sr = pyro_sr.load("cnn", device="cpu")
     hr = load_bundled_sample()[:2].float() / 255
