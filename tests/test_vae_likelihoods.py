@@ -134,3 +134,14 @@ def test_a_mean_row_from_latent_draws_says_so_and_beats_the_mean_of_noisy_sample
     assert rao_blackwellised.of_samples == noisy.of_samples  # the samples' row is untouched
     with pytest.raises(ValueError, match="latent draws"):
         score_samples(vae, pairs[1], Degradation(), 4, mean_samples=0)
+
+
+def test_the_kept_mean_is_the_mean_the_mean_row_scored(pairs):
+    vae = tiny("hvae", "dmol").eval()
+    images = len(pairs[1])
+    pyro.set_rng_seed(0)
+    scores = score_samples(vae, pairs[1], Degradation(), 3, batch_size=10, keep=images, mean_samples=4)
+    assert scores.kept.shape == (3, images, 3, 32, 32) and scores.kept_mean.shape == (images, 3, 32, 32)
+    mse = float(((scores.kept_mean - pairs[1].hr / 255) ** 2).mean())
+    assert mse == pytest.approx(scores.of_mean["mse"], rel=1e-5)  # across two batches, in order
+    assert not torch.allclose(scores.kept_mean, scores.kept.mean(0))  # its own latent draws, not the samples'

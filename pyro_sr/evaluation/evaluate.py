@@ -80,12 +80,13 @@ SCORED_AT_ONCE = 512  # single samples per metrics update: fewer, larger calls, 
 @dataclass
 class SampleScores:
     """What ``score_samples`` measures of a VAE: the rows of the mean and of single samples, the calibration of
-    the samples and, when asked for, the samples of the first images."""
+    the samples and, when asked for, the samples and the scored mean of the first images."""
 
     of_mean: dict[str, float]
     of_samples: dict[str, float]
     calibration: Calibration | None
     kept: torch.Tensor | None
+    kept_mean: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -107,10 +108,10 @@ def score_samples(
     """Two rows of metrics for a VAE: the mean of ``num_samples`` samples, and single samples (each sample
     scored on its own), both with the sample std (``sample_std``: the root of the mean unbiased per-pixel variance
     across samples, which does not depend on K); the samples' calibration against the HR images (K >= 2); and,
-    with ``keep``, the samples of the first ``keep`` images, (K, keep, 3, H, W), so that a figure of them needs no
-    second draw. With ``project`` each sample is first projected onto its LR input; with ``realism`` both rows
-    get the judge's scores; with ``pixel_temperature`` the samples are draws of the pixel likelihood
-    (``sample_super_resolutions``).
+    with ``keep``, the samples of the first ``keep`` images, (K, keep, 3, H, W), and the mean the mean row scored
+    of them, (keep, 3, H, W), so that a figure of them needs no second draw. With ``project`` each sample is
+    first projected onto its LR input; with ``realism`` both rows get the judge's scores; with
+    ``pixel_temperature`` the samples are draws of the pixel likelihood (``sample_super_resolutions``).
 
     ``mean_samples`` makes the mean row an estimate of the posterior mean from that many latent draws of its own,
     each contributing the pixel likelihood's mean (``sr``): the same expectation as the mean of samples with pixel
@@ -118,7 +119,7 @@ def score_samples(
     alone."""
     if mean_samples is not None and mean_samples < 1:
         raise ValueError(f"the number of latent draws for the mean must be >= 1, got {mean_samples}")
-    of_mean, of_samples, kept = SRMetrics(degradation), SRMetrics(degradation), []
+    of_mean, of_samples, kept, kept_mean = SRMetrics(degradation), SRMetrics(degradation), [], []
     calibration = CalibrationMetrics() if num_samples > 1 else None
     realism_of_mean = copy.deepcopy(realism)  # the same HR features, its own SR outputs
     variance = 0.0
@@ -145,6 +146,7 @@ def score_samples(
         wanted = keep - sum(part.shape[1] for part in kept)
         if wanted > 0:
             kept.append(samples[:, :wanted].clone())  # not a view that keeps the batch
+            kept_mean.append(mean[:wanted].clone())
     extra = {"num_samples": num_samples, "temperature": temperature}
     if pixel_temperature is not None:
         extra["pixel_temperature"] = pixel_temperature
@@ -156,6 +158,7 @@ def score_samples(
         {**of_samples.result(), **_realism_result(realism), **extra},
         calibration.result() if calibration is not None else None,
         torch.cat(kept, 1) if kept else None,
+        torch.cat(kept_mean) if kept_mean else None,
     )
 
 
@@ -170,6 +173,7 @@ def evaluate_models(
     ensemble: bool = False,
     kept_samples: dict[str, torch.Tensor] | None = None,
     keep: int = 8,
+    kept_means: dict[str, torch.Tensor] | None = None,
     realism: bool = True,
     calibrations: dict[str, Calibration] | None = None,
     pixel_temperature: float | str | None = None,
@@ -182,7 +186,8 @@ def evaluate_models(
     so. With ``realism``, on labelled 32x32 images (CIFAR-10), every row gets the bundled judge's accuracy and
     classifier-KID/FID, and a first row gives those of the HR images themselves (the ceiling). Given a dict
     ``kept_samples``, each VAE's scored samples of the first ``keep`` images go into it under the model's name
-    (the demo's grid shows them); given a dict ``calibrations``, each VAE's calibration goes into it.
+    (the demo's grid shows them), and given a dict ``kept_means``, the mean row's images of them; given a dict
+    ``calibrations``, each VAE's calibration goes into it.
     ``mean_samples``: the mean row is the posterior mean from that many latent draws of likelihood means
     (``score_samples``)."""
     dev = resolve_device(device)
@@ -213,7 +218,7 @@ def evaluate_models(
             name = f"{model.name} + self-ensemble ({len(symmetries)}){suffix}" if ensemble else name
             rows.append({"model": name, "params": params, **scored(name, upscaler)})
             continue
-        keep_now = keep if kept_samples is not None else 0
+        keep_now = keep if kept_samples is not None or kept_means is not None else 0
         sampling = sampling_for(model, temperature, pixel_temperature)
         scores = score_samples(
             model.model,
@@ -229,8 +234,10 @@ def evaluate_models(
             pixel_temperature=sampling.pixel_temperature,
             mean_samples=mean_samples,
         )
-        if scores.kept is not None:
+        if kept_samples is not None and scores.kept is not None:
             kept_samples[model.name] = scores.kept
+        if kept_means is not None and scores.kept_mean is not None:
+            kept_means[model.name] = scores.kept_mean
         if calibrations is not None and scores.calibration is not None:
             calibrations[name] = scores.calibration
         mean_row = f"mean of {num_samples}" if mean_samples is None else f"mean of {mean_samples} (likelihood means)"
