@@ -44,7 +44,7 @@ def test_missing_or_corrupt_data_gives_clear_errors(tmp_path, fake_cifar_batches
     with pytest.raises(DataError, match="not a CIFAR-10 batch file"):
         load_cifar10("train", fake_cifar_batches)
     (tmp_path / "cifar10_test.npz").write_bytes(b"not an npz")
-    with pytest.raises(DataError, match="cannot read images"):
+    with pytest.raises(DataError, match="is not an .npz archive of arrays"):
         load_cifar10("test", tmp_path)
 
 

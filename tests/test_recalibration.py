@@ -45,7 +45,7 @@ def test_a_model_no_temperature_can_calibrate_is_refused(monkeypatch):
 
 def test_calibrate_writes_weights_that_sample_at_the_fitted_temperature(tmp_path, capsys):
     out = tmp_path / "vae-calibrated.pt"
-    args = ["calibrate", "--model", "vae", "--data", "sample", "--split", "test", "--limit", "8", "--num-samples", "4"]
+    args = ["calibrate", "--model", "vae", "--data", "sample", "--limit", "8", "--num-samples", "4"]
     assert main([*args, "--pixel-temperature", "1", "--out", str(out), "--device", "cpu"]) == 0
     record = json.loads(capsys.readouterr().out.splitlines()[0])
     assert record["images"] == 8 and record["split"] == "test" and abs(math.log(record["spread_skill"])) < 0.1

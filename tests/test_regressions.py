@@ -98,8 +98,13 @@ def test_a_bad_number_is_refused_when_parsed(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err.strip().splitlines()[-1] and "Traceback" not in err
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and err.endswith("--help)")  # no usage block
+
+
+def test_the_bundled_sample_has_only_a_test_split(capsys):
+    assert main(["evaluate", "--data", "sample", "--split", "train", "--model", "cnn", "--device", "cpu"]) == 2
+    assert "the bundled sample holds 64 test images, no 'train' split" in error_line(capsys)
 
 
 def _write_npz(path, case):
@@ -124,6 +129,8 @@ def _write_npz(path, case):
         path.write_bytes(bytes(data))
     elif case == "objects":
         np.savez(path, images=np.array([{"a": 1}], dtype=object))
+    elif case == "text":
+        path.write_text("images,labels\n")
 
 
 @pytest.mark.parametrize(
@@ -137,12 +144,14 @@ def _write_npz(path, case):
         "float pixels",
         "corrupt compressed",
         "objects",
+        "text",
     ],
 )
 def test_a_broken_cifar_npz_is_one_line(case, tmp_path, capsys):
     _write_npz(tmp_path / "cifar10_test.npz", case)
     assert main(["evaluate", "--data-dir", str(tmp_path), "--device", "cpu"]) == 2
-    assert "cifar10_test.npz" in error_line(capsys)
+    line = error_line(capsys)
+    assert "cifar10_test.npz" in line and "trust the file" not in line  # not numpy's advice to unpickle it
 
 
 def test_an_empty_validation_split_is_one_line(capsys):

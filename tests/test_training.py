@@ -8,6 +8,7 @@ from pyro_sr.data.datasets import PairedImages, load_bundled_sample
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig
 from pyro_sr.training.cnn import TrainConfig, evaluate_mse, fit_cnn
+from pyro_sr.training.precision import resolve_precision
 from pyro_sr.weights.checkpoint import load_checkpoint
 from pyro_sr.weights.loading import model_from_checkpoint
 
@@ -20,7 +21,7 @@ def pairs():
     return data.subset(torch.arange(48)), data.subset(torch.arange(48, 64))
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
 def test_short_fit_lowers_the_loss_and_logs_each_epoch(tmp_path, pairs, precision):
     train, val = pairs
     config = TrainConfig(epochs=3, batch_size=8, lr=3e-3, schedule="constant", precision=precision)
@@ -28,6 +29,7 @@ def test_short_fit_lowers_the_loss_and_logs_each_epoch(tmp_path, pairs, precisio
     assert history[-1]["train_mse"] < history[0]["train_mse"]
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3]
+    assert {r["precision"] for r in lines} == {resolve_precision(precision, torch.device("cpu"))}
     model = model_from_checkpoint(load_checkpoint(tmp_path))
     assert evaluate_mse(model, val, torch.device("cpu")) == pytest.approx(history[-1]["val_mse"], rel=1e-5)
     best = min(history, key=lambda r: r["val_mse"])

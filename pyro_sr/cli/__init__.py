@@ -7,14 +7,14 @@ import sys
 
 from pyro_sr import __version__
 from pyro_sr.cli import calibrate, demo, diagnose, evaluate, fit, likelihood, sample, upscale
-from pyro_sr.cli.args import common_parent, sampling_parent
+from pyro_sr.cli.args import ArgumentParser, common_parent, sampling_parent
 from pyro_sr.common import PyroSRError
 
 COMMANDS = (fit, upscale, sample, evaluate, likelihood, diagnose, calibrate, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyro-sr", description="Probabilistic image super-resolution in Pyro.")
+    parser = ArgumentParser(prog="pyro-sr", description="Probabilistic image super-resolution in Pyro.")
     parser.add_argument("--version", action="version", version=f"pyro-sr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common, sampling = common_parent(), sampling_parent()

@@ -6,6 +6,7 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from pyro_sr.common import DEVICE_CHOICES
 from pyro_sr.data.degradation import DEGRADATIONS, SUPPORTED_SCALES, Degradation
@@ -13,9 +14,18 @@ from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES, MEAN
 from pyro_sr.predict.tiling import DEFAULT_TILE
 from pyro_sr.weights.loading import MODEL_HELP
 
-DATA_HELP = (
-    "cifar10 (needs --data-dir or --download), sample (the 64 bundled test images), or folder (--data-dir of images)"
-)
+DATA_HELP = {
+    "cifar10": "cifar10 (needs --data-dir or --download)",
+    "sample": "sample (the 64 bundled test images)",
+    "folder": "folder (--data-dir of images)",
+}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Reports a usage mistake in one line, like every other mistake, and points at ``--help`` for the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _number(kind: type, least: float, strict: bool) -> Callable[[str], int | float]:
@@ -120,10 +130,21 @@ def add_tile_arg(parser: argparse.ArgumentParser) -> None:
 def add_data_args(
     parser: argparse.ArgumentParser, splits: tuple[str, ...], default_split: str, sources: tuple[str, ...]
 ) -> None:
-    parser.add_argument("--data", default="cifar10", choices=sources, help=DATA_HELP)
+    names = [DATA_HELP[source] for source in sources]
+    parser.add_argument("--data", default="cifar10", choices=sources, help=", ".join(names[:-1]) + " or " + names[-1])
     if len(splits) > 1:
-        parser.add_argument("--split", default=default_split, choices=splits, help="data split (default: %(default)s)")
+        parser.add_argument(
+            "--split", choices=splits, help=f"cifar10's split (default: {default_split}; sample: its test images)"
+        )
+        parser.set_defaults(default_split=default_split)
     add_cifar_dir_args(parser)
+
+
+def data_split(args: argparse.Namespace) -> str:
+    """``--split`` as given, else the bundled sample's (test) or the command's default."""
+    if args.split is not None:
+        return args.split
+    return "test" if args.data == "sample" else args.default_split
 
 
 def add_cifar_dir_args(parser: argparse.ArgumentParser) -> None:

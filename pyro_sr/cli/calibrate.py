@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pyro_sr.cli.args import add_data_args, add_model_arg, count, natural, pixel_temperature
+from pyro_sr.cli.args import add_data_args, add_model_arg, count, data_split, natural, pixel_temperature
 from pyro_sr.common import resolve_device, set_threads
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.evaluation.recalibration import fit_temperature
@@ -50,11 +50,12 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, resolve_device(args.device))
     if not loaded.probabilistic:
         raise ValueError(f"model {args.model!r} is deterministic; calibrate needs a VAE")
-    pairs = load_pairs(args.data, args.split, loaded.degradation, args.data_dir, args.download, args.val_size)
+    split = data_split(args)
+    pairs = load_pairs(args.data, split, loaded.degradation, args.data_dir, args.download, args.val_size)
     pairs = pairs.first(args.limit)
     pixel = None if args.pixel_temperature == MEAN else args.pixel_temperature
     fit = fit_temperature(loaded.model, pairs, args.num_samples, pixel, args.seed)
-    record = {"data": args.data, "split": args.split, **fit.to_dict(), "command": args.command_line}
+    record = {"data": args.data, "split": split, **fit.to_dict(), "command": args.command_line}
     sampling = Sampling(fit.temperature, pixel, record)
     # the stored metrics were measured with the old sampling: bundle_weights.py scores the new weights afresh
     export_weights(checkpoint_location(args.model)[0], args.out, None, sampling.to_dict())

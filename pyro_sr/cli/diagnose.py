@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_data_args, add_model_arg, count, natural
+from pyro_sr.cli.args import add_data_args, add_model_arg, count, data_split, natural
 from pyro_sr.common import resolve_device, set_threads
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.diagnostics.report import DiagnoseConfig, diagnose
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     dev = resolve_device(args.device)
     degradation = load_model(args.model).degradation
-    pairs = load_pairs(args.data, args.split, degradation, args.data_dir, args.download, args.val_size)
+    pairs = load_pairs(args.data, data_split(args), degradation, args.data_dir, args.download, args.val_size)
     config = DiagnoseConfig(
         images=args.images,
         ks=tuple(args.iw_samples),

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_data_args, add_degradation_args, add_model_arg, count, degradation, temperature
+from pyro_sr.cli.args import (
+    add_data_args,
+    add_degradation_args,
+    add_model_arg,
+    count,
+    data_split,
+    degradation,
+    temperature,
+)
 from pyro_sr.common import seed_everything, set_threads, write_json
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.evaluation.calibration import Calibration, format_calibration_table, plot_calibration
@@ -49,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     seed_everything(args.seed)
     deg = degradation(args)
-    pairs = load_pairs(args.data, args.split, deg, args.data_dir, args.download, args.val_size).first(args.limit)
+    split = data_split(args)
+    pairs = load_pairs(args.data, split, deg, args.data_dir, args.download, args.val_size).first(args.limit)
     calibrations: dict[str, Calibration] = {}
     rows = evaluate_models(
         args.models,
@@ -74,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.calibration_plot:
         print("no calibration plot: it needs a VAE and --num-samples >= 2")
     if args.out:
-        report = {"data": args.data, "split": args.split, "images": len(pairs), "degradation": vars(deg)}
+        report = {"data": args.data, "split": split, "images": len(pairs), "degradation": vars(deg)}
         calibration = {name: cal.to_dict() for name, cal in calibrations.items()}
         write_json(args.out, {**report, "results": rows, "calibration": calibration})
         print(f"wrote {args.out}")

@@ -101,7 +101,7 @@ def _svi_parent() -> argparse.ArgumentParser:
         "--likelihood",
         choices=LIKELIHOODS,
         help="pixel likelihood: normal (one scale per channel), normal-pixel (a scale per pixel), dmol (discretised "
-        "mixture of logistics on the 8-bit values) (default: the preset's, normal)",
+        "mixture of logistics on the 8-bit values) (default: normal)",
     )
     parent.add_argument("--mixtures", type=count, help=f"dmol: components per pixel (default: {DEFAULT_MIXTURES})")
     return parent
@@ -131,7 +131,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         help=f"exact augmentations, LR recomputed ({AUGMENTATION_HELP}; none: off); "
         "default: hflip for the default recipe, none for paper",
     )
-    cnn.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed-precision autocast (default: fp32)")
+    cnn.add_argument("--precision", choices=PRECISIONS, help=f"{PRECISION_HELP} (default: fp32)")
     cnn.add_argument("--channels", type=count, help=f"resnet width (default: {CNNConfig.channels})")
     cnn.add_argument("--blocks", type=natural, help=f"resnet residual blocks (default: {CNNConfig.blocks})")
     cnn.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyro_sr.cli.args import add_data_args, add_model_arg, add_tile_arg, count, temperature
+from pyro_sr.cli.args import add_data_args, add_model_arg, add_tile_arg, count, data_split, temperature
 from pyro_sr.common import seed_everything, set_threads
 from pyro_sr.data.datasets import load_pairs
 from pyro_sr.predict.files import GRID_MAX_SIDE, sample_image_files, sample_to_files
@@ -43,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         sample_image_files(loaded, args.images, args.out, num_samples, **options)
     else:
-        pairs = load_pairs(args.data, args.split, loaded.degradation, args.data_dir, args.download, args.val_size)
+        split = data_split(args)
+        pairs = load_pairs(args.data, split, loaded.degradation, args.data_dir, args.download, args.val_size)
         pairs = pairs.first(args.limit)
-        names = [f"{args.data}_{args.split}_{i:05d}" for i in range(len(pairs))]
+        names = [f"{args.data}_{split}_{i:05d}" for i in range(len(pairs))]
         lr, hr = next(pairs.batches(len(pairs), device=loaded.device))
         sample_to_files(loaded, lr, names, args.out, num_samples, hr=hr, **options)
     print(f"wrote samples to {args.out}")

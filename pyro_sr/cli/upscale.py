@@ -17,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     up = sub.add_parser("upscale", parents=[common, sampling], help="super-resolve image files")
     up.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     add_model_arg(up, default=DEFAULT_MODEL)
-    up.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, help="expected model scale")
+    up.add_argument(
+        "--scale", type=int, choices=SUPPORTED_SCALES, help="the scale you expect: refused unless it is the model's"
+    )
     add_tile_arg(up)
     up.add_argument("--out", type=Path, required=True, help="output folder; writes OUT/<stem>.png")
     up.add_argument(

@@ -62,7 +62,9 @@ def _read_npz(path: Path, name: str = "images", optional: bool = False) -> np.nd
     """The ``name`` array of an ``.npz`` archive (None if it has none and it is ``optional``); any damage (empty,
     truncated, not an archive, no such array, objects instead of numbers) is one :class:`DataError`."""
     try:
-        archive = np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"  # numpy would read anything else as a pickle it refuses to load
+        archive = np.load(path, allow_pickle=False) if zipped else None
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise DataError(f"{path} is not an .npz archive of arrays")
         with archive:
@@ -281,6 +283,8 @@ def load_pairs(
 ) -> PairedImages:
     """(LR, HR) pairs of a named data set: ``cifar10`` (splits train/val/test) or ``sample`` (the bundled one)."""
     if data == "sample":
+        if split != "test":
+            raise DataError(f"the bundled sample holds 64 test images, no {split!r} split; use cifar10 for it")
         return PairedImages.from_hr(load_bundled_sample(), degradation, labels=load_bundled_labels())
     if data != "cifar10":
         raise DataError(f"unknown data set {data!r}; choose cifar10 or sample")
