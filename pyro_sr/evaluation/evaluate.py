@@ -173,11 +173,11 @@ def evaluate_models(
     ensemble: bool = False,
     kept_samples: dict[str, torch.Tensor] | None = None,
     keep: int = 8,
-    kept_means: dict[str, torch.Tensor] | None = None,
     realism: bool = True,
     calibrations: dict[str, Calibration] | None = None,
     pixel_temperature: float | str | None = None,
     mean_samples: int | None = None,
+    kept_means: dict[str, torch.Tensor] | None = None,
 ) -> list[dict]:
     """Rows for nearest, bicubic and each checkpoint (a path or a bundled name); a VAE gives two rows, the mean
     of ``num_samples`` samples and single samples, drawn as ``sampling_for`` says (the checkpoint's sampling,
