@@ -221,6 +221,22 @@ def test_vae_scores_are_reproducible_with_the_seed(capsys):
     assert tables[0] == tables[1] != tables[2]
 
 
+def test_fit_stop_after_ends_early_on_the_full_schedule_and_resume_goes_on(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    fit = ["fit", "cnn", "--data", "sample", "--batch-size", "32", "--quiet", "--out", run, *TINY]
+    assert main([*fit, "--epochs", "2", "--stop-after", "3"]) == 2
+    assert "--stop-after 3 is past --epochs 2" in error_line(capsys)
+    assert not (tmp_path / "run").exists()
+    assert main([*fit, "--epochs", "2", "--stop-after", "1"]) == 0
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["train_config"]["epochs"]) == (1, 2)
+    capsys.readouterr()
+    assert main([*fit, "--resume", "--stop-after", "1"]) == 2
+    assert "the run has trained 1 epochs already" in error_line(capsys)
+    assert main([*fit, "--resume"]) == 0  # to the 2 epochs the run was started for
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+
+
 def test_fit_cnn_augment_choices_reach_the_checkpoint(tmp_path, capsys):
     fit = ["fit", "cnn", "--data", "sample", "--epochs", "1", "--batch-size", "32", "--quiet", *TINY]
     assert main([*fit, "--augment", "dihedral", "rgb", "shift", "--out", str(tmp_path / "a")]) == 0

@@ -36,6 +36,28 @@ def test_a_run_resumed_with_more_epochs_ends_on_the_new_schedule(tmp_path):
     assert history[1]["lr"] == pytest.approx(short.lr * short.final_lr_fraction)  # the first run's own record
 
 
+def test_a_run_stopped_early_and_resumed_matches_one_straight_run(tmp_path):
+    def seeded_vae() -> ConditionalVAE:
+        pyro.set_rng_seed(0)  # the same initial weights for both runs
+        return ConditionalVAE(TINY)
+
+    train = PairedImages.from_hr(load_bundled_sample()[:32], Degradation())
+    config = SVIConfig(epochs=3, batch_size=16, lr_warmup_steps=0)
+    straight = fit_vae(seeded_vae(), config, train, None, tmp_path / "straight", progress=False)
+    split = tmp_path / "split"
+    first = fit_vae(seeded_vae(), config, train, None, split, progress=False, stop_after=1)
+    assert [r["epoch"] for r in first] == [1]
+    assert first[0]["lr"] == pytest.approx(straight[0]["lr"])  # on the 3-epoch schedule, not a 1-epoch one
+    with pytest.raises(ValueError, match="trained 1 epochs already"):
+        fit_vae(seeded_vae(), config, train, None, split, resume=True, progress=False, stop_after=1)
+    with pytest.raises(ValueError, match="epochs 1-3"):
+        fit_vae(seeded_vae(), config, train, None, split, resume=True, progress=False, stop_after=4)
+    resumed = fit_vae(seeded_vae(), config, train, None, split, resume=True, progress=False)
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    assert [r["train_loss"] for r in resumed] == pytest.approx([r["train_loss"] for r in straight], rel=1e-5)
+    assert stored_lrs(split) == pytest.approx(stored_lrs(tmp_path / "straight"))
+
+
 def test_the_learning_rate_warms_up_linearly_then_decays_and_old_runs_had_no_warm_up():
     config = SVIConfig(epochs=1, lr=1e-3, lr_warmup_steps=10)
     lrs = [decayed_lr(config, 100, step) for step in range(100)]

@@ -51,6 +51,13 @@ def _fit_parent() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --out from its checkpoint, to its own epochs unless --epochs is given",
     )
+    parent.add_argument(
+        "--stop-after",
+        type=count,
+        metavar="EPOCH",
+        help="stop after this epoch while the learning rate keeps the schedule of --epochs; --resume goes on as if "
+        "the run had never stopped (a run split across sessions)",
+    )
     parent.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     return parent
 
@@ -223,11 +230,14 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 
 
 def _prepare_run(args: argparse.Namespace) -> None:
-    """Before any work: the run folder must be writable, and ``--resume`` without ``--epochs`` continues to the
-    epochs the run was started for (not to the default)."""
+    """Before any work: the run folder must be writable, ``--resume`` without ``--epochs`` continues to the
+    epochs the run was started for (not to the default), and ``--stop-after`` lies within them."""
     check_writable_dir(args.out)
     if args.resume and args.epochs is None:
         args.epochs = stored_epochs(args.out)
+    stop_after = getattr(args, "stop_after", None)
+    if stop_after is not None and args.epochs is not None and stop_after > args.epochs:
+        raise ValueError(f"--stop-after {stop_after} is past --epochs {args.epochs}")
 
 
 def run_fit_cnn(args: argparse.Namespace) -> int:
@@ -258,6 +268,7 @@ def run_fit_cnn(args: argparse.Namespace) -> int:
         degradation=deg,
         progress=not args.quiet,
         init_weights=init and init.model.state_dict(),
+        stop_after=args.stop_after,
     )
     if history:
         print(json.dumps(history[-1]))
@@ -291,6 +302,7 @@ def _fit_svi(args: argparse.Namespace, build_vae) -> int:
         resume=args.resume,
         meta=run_meta(deg, args.data, args.command_line),
         progress=not args.quiet,
+        stop_after=args.stop_after,
     )
     if history and from_environment().is_main:
         print(json.dumps(history[-1]))

@@ -23,7 +23,15 @@ from pyro_sr.data.datasets import ImageFolderCrops, PairedImages
 from pyro_sr.data.degradation import Degradation
 from pyro_sr.models.cnn import CNNConfig, ResidualSR, build_cnn, load_deepened
 from pyro_sr.training.precision import autocast, check_precision, resolve_precision
-from pyro_sr.training.run import check_finite_loss, check_scores, check_weights, close_epoch, open_run, owns_run_folder
+from pyro_sr.training.run import (
+    check_finite_loss,
+    check_scores,
+    check_weights,
+    close_epoch,
+    final_epoch,
+    open_run,
+    owns_run_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -139,13 +147,15 @@ def fit_cnn(
     progress: bool = True,
     degradation: Degradation | None = None,
     init_weights: dict[str, torch.Tensor] | None = None,
+    stop_after: int | None = None,
 ) -> list[dict[str, float]]:
     """Train a CNN with MSE; returns the per-epoch log (also written to ``run_dir/log.jsonl``). The checkpoint
     of the lowest validation MSE so far is also kept as ``run_dir/best.pt``.
 
     ``degradation`` (the paper's operator by default) recomputes LR inputs when ``augment`` transforms the data.
     ``init_weights`` (a state dict of the same architecture, or of a ``resnet`` with fewer blocks, which is
-    deepened) starts a new run from trained weights; a resumed run takes its weights from its checkpoint."""
+    deepened) starts a new run from trained weights; a resumed run takes its weights from its checkpoint.
+    ``stop_after`` ends this call after that epoch, on the schedule of ``train_config.epochs`` (resume to go on)."""
     run_dir = Path(run_dir)
     dev = resolve_device(device)
     state = open_run(run_dir, resume, "cnn", model_config.to_dict())
@@ -172,12 +182,13 @@ def fit_cnn(
         shuffle.set_state(state["rng"]["shuffle"])
         torch.set_rng_state(state["rng"]["torch"])
         history, start_epoch = state["history"], state["epoch"]
+    last_epoch = final_epoch(train_config.epochs, stop_after, start_epoch)
 
     if train_config.augment:
         degradation = degradation or Degradation(scale=model_config.scale)
         train_data = AugmentedPairs(train_data, degradation, train_config.augment)
     precision = resolve_precision(train_config.precision, dev)
-    for epoch in range(start_epoch + 1, train_config.epochs + 1):
+    for epoch in range(start_epoch + 1, last_epoch + 1):
         model.train()
         started, seen, loss_sum = time.perf_counter(), 0, 0.0
         bar = tqdm(

@@ -96,6 +96,19 @@ def stored_epochs(run_dir: Path) -> int:
     return int(config["epochs"])
 
 
+def final_epoch(epochs: int, stop_after: int | None, trained: int) -> int:
+    """The last epoch one call of a training loop runs. ``stop_after`` ends the call early while the learning
+    rate keeps the schedule of all ``epochs``, so a later resume continues as if the run had never stopped (a
+    run split across sessions); ``trained`` is the epochs the resumed checkpoint holds."""
+    if stop_after is None:
+        return epochs
+    if not 1 <= stop_after <= epochs:
+        raise ValueError(f"stop after epoch {stop_after}: the schedule has epochs 1-{epochs}")
+    if stop_after <= trained:
+        raise ValueError(f"stop after epoch {stop_after}: the run has trained {trained} epochs already")
+    return stop_after
+
+
 def open_run(run_dir: Path, resume: bool, kind: str, model_config: dict) -> dict[str, Any] | None:
     """The checkpoint to resume (checked to hold the same model), or None for a new run; an existing run is
     never overwritten without ``resume``. On resume the logs are rewritten to match the checkpoint, so lines a

@@ -56,6 +56,7 @@ from pyro_sr.training.run import (
     close_epoch,
     diverged,
     divergence_as_error,
+    final_epoch,
     open_run,
     owns_run_folder,
 )
@@ -223,8 +224,10 @@ def fit_vae(
     resume: bool = False,
     meta: dict[str, Any] | None = None,
     progress: bool = True,
+    stop_after: int | None = None,
 ) -> list[dict[str, float]]:
     """Fit ``vae`` (its model/guide) with SVI; returns the per-epoch log, also written to ``run_dir/log.jsonl``.
+    ``stop_after`` ends this call after that epoch, on the schedule of ``config.epochs`` (resume to go on).
 
     Under ``torchrun`` each process fits its shard of every global batch of ``batch_size x world size`` images
     (see ``pyro_sr.training.distributed``); only rank 0 validates and writes the run folder."""
@@ -281,9 +284,10 @@ def fit_vae(
         if dist.rank:
             pyro.set_rng_seed(config.seed + dist.rank + 7919 * state["step"])  # ranks draw different latents
         history, start_epoch, step = state["history"], state["epoch"], state["step"]
+    last_epoch = final_epoch(config.epochs, stop_after, start_epoch)
     table = precompute_inputs(vae, train_data, dev) if isinstance(train_data, PairedImages) else None
 
-    for epoch in range(start_epoch + 1, config.epochs + 1):
+    for epoch in range(start_epoch + 1, last_epoch + 1):
         vae.train()
         started, seen, processed, loss_sum, beta = time.perf_counter(), 0, 0, 0.0, config.kl.factor(step)
         step_log, norms, skipped, new_levels, freed = [], [], Counter(), 0, Counter()
