@@ -44,21 +44,26 @@ pyro-sr fit vae --preset paper --beta 0.5 --epochs 2 --ema-decay 0 --data cifar1
     --out runs/cvae-paper-e2
 # The hierarchical VAE, refining the bundled CNN (kept frozen inside it), with the same likelihood, two latent
 # groups at 16x16 and 32 free nats per group: 6 epochs (about 26 min on two cores), then continued on longer
-# schedules (--resume --epochs N: the learning rate's decay follows the new length), to 12 (about 25 min more) and
-# to 20 (about 35 min more); calibrated and bundled like the VAE. The bundled run's epochs 13-16 followed a
-# 22-epoch schedule (learning rate 2.0e-4 -> 1.1e-4, about 20% above this one's) before it was stopped and
-# resumed with --epochs 20, so this continuation reproduces it closely, not bit for bit (docs/training.md).
-pyro-sr fit hvae --base cnn --likelihood dmol --mixtures 5 --free-bits 32 --lr 1e-3 --groups-per-scale 0 2 0 \
-    --data cifar10 --data-dir "$DATA" --epochs 6 --elbo meanfield --kl linear --warmup-steps 2000 --threads 2 \
-    --out runs/hvae-dmol-020-e6
+# schedules (--resume --epochs N: the learning rate's decay follows the new length from where it stands), to 12
+# (about 25 min), to 20 (about 35 min) and to 50 (about 3 h 15 min: 6.5 min an epoch with its validation);
+# calibrated and bundled like the VAE. Each --stop-after is where the bundled run was stopped (for time) and
+# resumed on another schedule length, so these commands retrace it.
+fit_hvae() {
+    pyro-sr fit hvae --base cnn --likelihood dmol --mixtures 5 --free-bits 32 --lr 1e-3 --groups-per-scale 0 2 0 \
+        --data cifar10 --data-dir "$DATA" --elbo meanfield --kl linear --warmup-steps 2000 --threads 2 "$@"
+}
+fit_hvae --epochs 6 --out runs/hvae-dmol-020-e6
 cp -r runs/hvae-dmol-020-e6 runs/hvae-dmol-020-e12
-pyro-sr fit hvae --base cnn --likelihood dmol --mixtures 5 --free-bits 32 --lr 1e-3 --groups-per-scale 0 2 0 \
-    --data cifar10 --data-dir "$DATA" --epochs 12 --elbo meanfield --kl linear --warmup-steps 2000 --threads 2 \
-    --out runs/hvae-dmol-020-e12 --resume
+fit_hvae --epochs 12 --out runs/hvae-dmol-020-e12 --resume
 cp -r runs/hvae-dmol-020-e12 runs/hvae-dmol-020-e20
-pyro-sr fit hvae --base cnn --likelihood dmol --mixtures 5 --free-bits 32 --lr 1e-3 --groups-per-scale 0 2 0 \
-    --data cifar10 --data-dir "$DATA" --epochs 20 --elbo meanfield --kl linear --warmup-steps 2000 --threads 2 \
-    --out runs/hvae-dmol-020-e20 --resume
-pyro-sr calibrate --model runs/hvae-dmol-020-e20 --data cifar10 --data-dir "$DATA" --pixel-temperature 1 --threads 2 \
-    --out runs/hvae-dmol-020-e20/calibrated.pt
-python scripts/bundle_weights.py runs/hvae-dmol-020-e20/calibrated.pt hvae --data-dir "$DATA"
+fit_hvae --epochs 22 --stop-after 16 --out runs/hvae-dmol-020-e20 --resume
+fit_hvae --epochs 20 --out runs/hvae-dmol-020-e20 --resume
+mkdir -p runs/hvae-dmol-020-e50
+cp runs/hvae-dmol-020-e20/{best.pt,checkpoint.pt,log.jsonl,steps.jsonl} runs/hvae-dmol-020-e50/
+fit_hvae --epochs 52 --stop-after 29 --out runs/hvae-dmol-020-e50 --resume
+fit_hvae --epochs 60 --stop-after 44 --out runs/hvae-dmol-020-e50 --resume
+fit_hvae --epochs 56 --stop-after 49 --out runs/hvae-dmol-020-e50 --resume
+fit_hvae --epochs 50 --out runs/hvae-dmol-020-e50 --resume
+pyro-sr calibrate --model runs/hvae-dmol-020-e50 --data cifar10 --data-dir "$DATA" --pixel-temperature 1 --threads 2 \
+    --out runs/hvae-dmol-020-e50/calibrated.pt
+python scripts/bundle_weights.py runs/hvae-dmol-020-e50/calibrated.pt hvae --data-dir "$DATA"
