@@ -222,19 +222,24 @@ def test_vae_scores_are_reproducible_with_the_seed(capsys):
 
 
 def test_fit_stop_after_ends_early_on_the_full_schedule_and_resume_goes_on(tmp_path, capsys):
-    run = str(tmp_path / "run")
-    fit = ["fit", "cnn", "--data", "sample", "--batch-size", "32", "--quiet", "--out", run, *TINY]
-    assert main([*fit, "--epochs", "2", "--stop-after", "3"]) == 2
-    assert "--stop-after 3 is past --epochs 2" in error_line(capsys)
-    assert not (tmp_path / "run").exists()
-    assert main([*fit, "--epochs", "2", "--stop-after", "1"]) == 0
-    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    fit = ["fit", "cnn", "--data", "sample", "--batch-size", "32", "--quiet", *TINY]
+    split, straight = str(tmp_path / "split"), str(tmp_path / "straight")
+    assert main([*fit, "--out", split, "--epochs", "2", "--stop-after", "3"]) == 2
+    assert "stop after epoch 3: the schedule has epochs 1-2" in error_line(capsys)
+    assert not (tmp_path / "split").exists()
+    assert main([*fit, "--out", split, "--epochs", "2", "--stop-after", "1"]) == 0
+    assert "stopped after epoch 1 of 2; --resume goes on" in capsys.readouterr().err
+    checkpoint = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
     assert (checkpoint["epoch"], checkpoint["train_config"]["epochs"]) == (1, 2)
-    capsys.readouterr()
-    assert main([*fit, "--resume", "--stop-after", "1"]) == 2
-    assert "the run has trained 1 epochs already" in error_line(capsys)
-    assert main([*fit, "--resume"]) == 0  # to the 2 epochs the run was started for
-    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    assert main([*fit, "--out", split, "--resume", "--stop-after", "1"]) == 2
+    assert "the run has already trained epochs 1-1" in error_line(capsys)
+    assert main([*fit, "--out", split, "--resume"]) == 0  # to the 2 epochs the run was started for
+    assert main([*fit, "--out", straight, "--epochs", "2"]) == 0
+    logs = [
+        [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+        for run in ("split", "straight")
+    ]
+    assert [(r["train_mse"], r["lr"]) for r in logs[0]] == [(r["train_mse"], r["lr"]) for r in logs[1]]
 
 
 def test_fit_cnn_augment_choices_reach_the_checkpoint(tmp_path, capsys):

@@ -48,7 +48,7 @@ def test_a_run_stopped_early_and_resumed_matches_one_straight_run(tmp_path):
     first = fit_vae(seeded_vae(), config, train, None, split, progress=False, stop_after=1)
     assert [r["epoch"] for r in first] == [1]
     assert first[0]["lr"] == pytest.approx(straight[0]["lr"])  # on the 3-epoch schedule, not a 1-epoch one
-    with pytest.raises(ValueError, match="trained 1 epochs already"):
+    with pytest.raises(ValueError, match="already trained epochs 1-1"):
         fit_vae(seeded_vae(), config, train, None, split, resume=True, progress=False, stop_after=1)
     with pytest.raises(ValueError, match="epochs 1-3"):
         fit_vae(seeded_vae(), config, train, None, split, resume=True, progress=False, stop_after=4)

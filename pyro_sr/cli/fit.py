@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from pyro_sr.training.distributed import from_environment
 from pyro_sr.training.elbo import ELBOS
 from pyro_sr.training.judge import JudgeTrainConfig, fit_judge
 from pyro_sr.training.precision import PRECISION_HELP, PRECISIONS
-from pyro_sr.training.run import run_meta, stored_epochs
+from pyro_sr.training.run import final_epoch, run_meta, stored_progress
 from pyro_sr.training.svi import SVIConfig, fit_vae
 from pyro_sr.weights.loading import load_trained_cnn
 
@@ -229,20 +230,30 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def _prepare_run(args: argparse.Namespace) -> None:
-    """Before any work: the run folder must be writable, ``--resume`` without ``--epochs`` continues to the
-    epochs the run was started for (not to the default), and ``--stop-after`` lies within them."""
+def _prepare_run(args: argparse.Namespace) -> int:
+    """Before any work: the run folder must be writable, and ``--resume`` without ``--epochs`` continues to the
+    epochs the run was started for (not to the default). Returns the epochs a resumed run has trained (0 if new)."""
     check_writable_dir(args.out)
-    if args.resume and args.epochs is None:
-        args.epochs = stored_epochs(args.out)
-    stop_after = getattr(args, "stop_after", None)
-    if stop_after is not None and args.epochs is not None and stop_after > args.epochs:
-        raise ValueError(f"--stop-after {stop_after} is past --epochs {args.epochs}")
+    if not args.resume:
+        return 0
+    epochs, trained = stored_progress(args.out)
+    if args.epochs is None:
+        args.epochs = epochs
+    return trained
+
+
+def _report_end(history: list[dict], stop_after: int | None, epochs: int) -> None:
+    """The last epoch's record on stdout; on stderr, how to go on when ``--stop-after`` ended the run early."""
+    if not history:
+        return
+    print(json.dumps(history[-1]))
+    if stop_after is not None and history[-1]["epoch"] < epochs:
+        print(f"stopped after epoch {history[-1]['epoch']} of {epochs}; --resume goes on", file=sys.stderr)
 
 
 def run_fit_cnn(args: argparse.Namespace) -> int:
     set_threads(args.threads)
-    _prepare_run(args)
+    trained = _prepare_run(args)
     deg = degradation(args)
     init = load_trained_cnn(args.init, "--init", deg) if args.init else None
     model_config = cnn_config_for(args.scale, args.arch, args.channels, args.blocks, init and init.model.config)
@@ -252,6 +263,7 @@ def run_fit_cnn(args: argparse.Namespace) -> int:
         augment=augmentations_from_names(args.augment),
         **_given(args, "epochs", "batch_size", "lr", "seed", "precision"),
     )
+    final_epoch(train_config.epochs, args.stop_after, trained)  # a bad --stop-after fails before the data loads
     train, val = training_data(args.data, deg, args.data_dir, args.download, args.val_size, args.crops_per_epoch)
     meta = run_meta(deg, args.data, args.command_line)
     if init is not None:
@@ -270,8 +282,7 @@ def run_fit_cnn(args: argparse.Namespace) -> int:
         init_weights=init and init.model.state_dict(),
         stop_after=args.stop_after,
     )
-    if history:
-        print(json.dumps(history[-1]))
+    _report_end(history, args.stop_after, train_config.epochs)
     return 0
 
 
@@ -287,9 +298,10 @@ def _svi_config(args: argparse.Namespace) -> SVIConfig:
 def _fit_svi(args: argparse.Namespace, build_vae) -> int:
     """Shared by ``fit vae`` and ``fit hvae``: the one SVI loop, with the model built by ``build_vae``."""
     set_threads(args.threads)
-    _prepare_run(args)
+    trained = _prepare_run(args)
     deg = degradation(args)
     config = _svi_config(args)
+    final_epoch(config.epochs, args.stop_after, trained)  # a bad --stop-after fails before the data loads
     train, val = training_data(args.data, deg, args.data_dir, args.download, args.val_size, args.crops_per_epoch)
     seed_everything(config.seed)  # the initial weights
     history = fit_vae(
@@ -304,8 +316,8 @@ def _fit_svi(args: argparse.Namespace, build_vae) -> int:
         progress=not args.quiet,
         stop_after=args.stop_after,
     )
-    if history and from_environment().is_main:
-        print(json.dumps(history[-1]))
+    if from_environment().is_main:
+        _report_end(history, args.stop_after, config.epochs)
     return 0
 
 

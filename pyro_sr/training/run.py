@@ -87,13 +87,14 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                 run_dir.rmdir()
 
 
-def stored_epochs(run_dir: Path) -> int:
-    """The epochs a run was started for (what ``--resume`` without ``--epochs`` continues to)."""
+def stored_progress(run_dir: Path) -> tuple[int, int]:
+    """The epochs a run was started for (what ``--resume`` without ``--epochs`` continues to) and the epochs its
+    checkpoint has trained."""
     state = load_checkpoint(run_dir / "checkpoint.pt")
     config = state.get("train_config") or state.get("svi_config") or {}
     if "epochs" not in config:
         raise CheckpointError(f"{run_dir / 'checkpoint.pt'} holds no training configuration to resume")
-    return int(config["epochs"])
+    return int(config["epochs"]), int(state.get("epoch", 0))
 
 
 def final_epoch(epochs: int, stop_after: int | None, trained: int) -> int:
@@ -105,7 +106,7 @@ def final_epoch(epochs: int, stop_after: int | None, trained: int) -> int:
     if not 1 <= stop_after <= epochs:
         raise ValueError(f"stop after epoch {stop_after}: the schedule has epochs 1-{epochs}")
     if stop_after <= trained:
-        raise ValueError(f"stop after epoch {stop_after}: the run has trained {trained} epochs already")
+        raise ValueError(f"stop after epoch {stop_after}: the run has already trained epochs 1-{trained}")
     return stop_after
 
 
