@@ -232,9 +232,10 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 
 def _prepare_run(args: argparse.Namespace) -> int:
     """Before any work: the run folder must be writable, and ``--resume`` without ``--epochs`` continues to the
-    epochs the run was started for (not to the default). Returns the epochs a resumed run has trained (0 if new)."""
+    epochs the run was started for (not to the default). Returns the epochs a resumed run has trained, which only
+    ``--stop-after`` needs (0 for a new run, and when the checkpoint need not be read before training loads it)."""
     check_writable_dir(args.out)
-    if not args.resume:
+    if not args.resume or (args.epochs is not None and getattr(args, "stop_after", None) is None):
         return 0
     epochs, trained = stored_progress(args.out)
     if args.epochs is None:
