@@ -294,6 +294,6 @@ def test_fit_cnn_init_starts_from_the_weights_and_refuses_mismatches(tiny_run, t
     assert main([*fit, "cnn", "--blocks", "8", "--out", str(tmp_path / "c")]) == 2
     assert "can be deepened, not made shallower" in error_line(capsys)
     assert main([*fit, "vae", "--out", str(tmp_path / "d")]) == 2
-    assert "--init must be a CNN" in error_line(capsys)
+    assert "--init must be a trained cnn" in error_line(capsys)
     assert main([*fit, str(tiny_run), "--scale", "2", "--out", str(tmp_path / "e")]) == 2
     assert "trained for another degradation" in error_line(capsys)

@@ -17,10 +17,11 @@ from pyro_sr.evaluation.likelihood import (
     vae_bits_per_dim,
 )
 from pyro_sr.models.blocks import bicubic_upscale
-from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig, load_grown
 from pyro_sr.predict.consistency import project_to_lr
 from pyro_sr.predict.sampling import sample_super_resolutions
 from pyro_sr.training.svi import SVIConfig, elbo_terms, fit_vae
+from pyro_sr.weights.checkpoint import load_checkpoint
 
 TINY = HVAEConfig(channels=16, min_channels=8, lr_blocks=1, latent_channels=2)
 
@@ -337,7 +338,7 @@ def test_cli_base_must_be_a_cnn_of_the_same_degradation(tmp_path, capsys):
     assert main([*fit, "--base", "vae"]) == 2
     assert main([*fit, "--base", "cnn", "--sigma", "1.5"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 2 and "must be a CNN" in errors[0] and "another degradation" in errors[1]
+    assert len(errors) == 2 and "must be a trained cnn" in errors[0] and "another degradation" in errors[1]
     assert not (tmp_path / "run").exists()
 
 
@@ -398,3 +399,62 @@ def test_a_walk_is_not_reused_for_other_latents_or_changed_weights(pairs):
         assert vae._reusable_walk(lr.clone()) is None
         prior_samples = Predictive(vae.model, num_samples=2, return_sites=("sr",))(lr)["sr"]
     assert prior_samples.shape == (2, *hr.shape) and not torch.equal(prior_samples[0], prior_samples[1])
+
+
+def _perturbed(vae):
+    """``vae`` with every weight moved, so that zero-initialised heads do not hide a difference."""
+    with torch.no_grad():
+        for p in vae.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return vae
+
+
+def test_an_output_stage_grows_a_trained_hvae_into_the_same_function_and_then_learns(tmp_path, pairs):
+    train, val = pairs
+    lr, hr = val.lr[:4], val.hr[:4].float() / 255
+    trained = _perturbed(seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 1})))
+    grown = seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 3}), seed=1)
+    load_grown(grown, trained.state_dict())
+    terms = []
+    for vae in (trained, grown):
+        pyro.set_rng_seed(5)
+        terms.append(elbo_terms(vae, lr, hr))
+    torch.testing.assert_close(terms[1], terms[0])
+    model_trace, _ = traces(grown, lr, hr)
+    assert model_trace.nodes["hr"]["fn"].event_shape == hr.shape[1:]
+    before = {k: v.clone() for k, v in grown.output_stage.state_dict().items()}
+    fit_vae(grown, SVIConfig(epochs=1, batch_size=16, lr_warmup_steps=0), train, val, tmp_path, progress=False)
+    moved = [k for k, v in grown.output_stage.state_dict().items() if not torch.equal(v, before[k])]
+    assert "blocks.2.conv2.weight" in moved and "read_base.weight" in moved  # the new parts learn
+
+
+def test_growing_refuses_weights_of_another_architecture():
+    wider = seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "channels": 32}))
+    deeper = seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 2}))
+    with pytest.raises(ValueError, match="do not fit this HVAE's architecture"):
+        load_grown(seeded_hvae(), wider.state_dict())
+    with pytest.raises(ValueError, match=r"unexpected output_stage\.blocks\.1"):
+        load_grown(seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 1})), deeper.state_dict())
+    with pytest.raises(ValueError, match="output_blocks must be >= 0"):
+        HVAEConfig(output_blocks=-1)
+
+
+def test_cli_init_grows_a_trained_hvae_and_refuses_what_it_cannot(tmp_path, capsys):
+    run, grown = tmp_path / "run", tmp_path / "grown"
+    fit = ["fit", "hvae", "--data", "sample", "--epochs", "1", "--quiet"]
+    assert main([*fit, "--channels", "16", "--lr-blocks", "1", "--latent-channels", "2", "--out", str(run)]) == 0
+    assert main([*fit, "--init", str(run), "--output-blocks", "2", "--kl", "constant", "--out", str(grown)]) == 0
+    checkpoint = load_checkpoint(grown / "checkpoint.pt")
+    assert checkpoint["model_config"]["output_blocks"] == 2 and checkpoint["model_config"]["channels"] == 16
+    assert checkpoint["meta"]["init"]["model"] == str(run)
+    capsys.readouterr()
+    for extra, message in [
+        (["--init", str(run), "--channels", "32"], "only --output-blocks may change it (--channels)"),
+        (["--init", str(run), "--base", "cnn"], "(--base)"),
+        (["--init", str(grown), "--output-blocks", "1"], "--output-blocks 1 would shrink"),
+        (["--init", "cnn"], "--init must be a trained hvae, but cnn is a cnn"),
+    ]:
+        assert main([*fit, *extra, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "bad").exists()

@@ -25,9 +25,17 @@ def _cnn(config=SMALL_CNN):
     return cnn
 
 
-def _hvae(likelihood="normal"):
+def _hvae(likelihood="normal", output_blocks=0):
     pyro.set_rng_seed(0)
-    config = HVAEConfig(channels=8, min_channels=4, lr_blocks=1, latent_channels=2, likelihood=likelihood, mixtures=2)
+    config = HVAEConfig(
+        channels=8,
+        min_channels=4,
+        lr_blocks=1,
+        latent_channels=2,
+        likelihood=likelihood,
+        mixtures=2,
+        output_blocks=output_blocks,
+    )
     vae = HierarchicalVAE.refining(_cnn(), config).eval()
     with torch.no_grad():
         for p in vae.parameters():
@@ -50,8 +58,9 @@ def test_a_cnns_receptive_radius_bounds_what_its_output_depends_on(config):
     assert 0 < _probed_radius(cnn, config.scale) <= cnn.receptive_radius
 
 
-def test_an_hvaes_receptive_radius_bounds_what_a_sample_depends_on():
-    vae = _hvae()
+@pytest.mark.parametrize("output_blocks", [0, 3])
+def test_an_hvaes_receptive_radius_bounds_what_a_sample_depends_on(output_blocks):
+    vae = _hvae(output_blocks=output_blocks)
     noise = LatentNoise(vae.latent_grids, 1, 1, seed=3).crop((0, 41), (0, 41))
 
     def sample(lr):
@@ -78,9 +87,9 @@ def test_noise_crops_are_the_same_numbers_whichever_window_asks():
     assert abs(float(samples.mean())) < 0.01 and abs(float(samples.std()) - 1) < 0.01
 
 
-@pytest.mark.parametrize("likelihood", ["normal", "dmol"])
-def test_a_tiled_sample_equals_the_whole_image_pass_with_the_same_noise(likelihood):
-    vae = _hvae(likelihood)
+@pytest.mark.parametrize("likelihood,output_blocks", [("normal", 0), ("dmol", 0), ("dmol", 2)])
+def test_a_tiled_sample_equals_the_whole_image_pass_with_the_same_noise(likelihood, output_blocks):
+    vae = _hvae(likelihood, output_blocks)
     lr = torch.rand(2, 3, 22, 27)  # 4 x 5 tiles of 6 LR pixels
     sampler = NoiseFieldSampler(vae, num_samples=2, sampling=Sampling((1.0, 0.5, 0.0, 0.8)), seed=11)
     whole = sampler(lr).clamp(0, 1)

@@ -24,7 +24,7 @@ from pyro_sr.data.augment import AUGMENTATION_HELP, AUGMENTATIONS, augmentations
 from pyro_sr.data.datasets import load_cifar10_labeled, train_val_split
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
-from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig
+from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig, load_grown
 from pyro_sr.models.judge import JudgeConfig
 from pyro_sr.models.likelihoods import DEFAULT_MIXTURES, LIKELIHOODS
 from pyro_sr.training.annealing import SCHEDULES
@@ -36,7 +36,7 @@ from pyro_sr.training.judge import JudgeTrainConfig, fit_judge
 from pyro_sr.training.precision import PRECISION_HELP, PRECISIONS
 from pyro_sr.training.run import final_epoch, run_meta, stored_progress
 from pyro_sr.training.svi import SVIConfig, fit_vae
-from pyro_sr.weights.loading import load_trained_cnn
+from pyro_sr.weights.loading import load_trained
 
 SVI_DEFAULTS = SVIConfig()
 
@@ -171,11 +171,15 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         help="fit the hierarchical VAE (spatial latent groups, coarse to fine) with SVI",
         formatter_class=HelpFormatter,
     )
-    hvae.add_argument("--channels", type=count, default=HVAEConfig.channels, help="LR-grid width, halved per 2x step")
     hvae.add_argument(
-        "--lr-blocks", type=natural, default=HVAEConfig.lr_blocks, help="residual blocks of the LR encoder"
+        "--channels", type=count, help=f"LR-grid width, halved per 2x step (default: {HVAEConfig.channels})"
     )
-    hvae.add_argument("--latent-channels", type=count, default=HVAEConfig.latent_channels, help="latent channels/group")
+    hvae.add_argument(
+        "--lr-blocks", type=natural, help=f"residual blocks of the LR encoder (default: {HVAEConfig.lr_blocks})"
+    )
+    hvae.add_argument(
+        "--latent-channels", type=count, help=f"latent channels per group (default: {HVAEConfig.latent_channels})"
+    )
     hvae.add_argument(
         "--groups-per-scale",
         type=natural,
@@ -186,8 +190,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     hvae.add_argument(
         "--blocks-per-group",
         type=natural,
-        default=HVAEConfig.blocks_per_group,
-        help="residual blocks after each group",
+        help=f"residual blocks after each group (default: {HVAEConfig.blocks_per_group})",
+    )
+    hvae.add_argument(
+        "--output-blocks",
+        type=natural,
+        help="residual blocks on the HR grid before the output heads, which also read the base prediction "
+        f"(default: {HVAEConfig.output_blocks})",
     )
     hvae.add_argument(
         "--group-kl-weights",
@@ -201,6 +210,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         metavar="MODEL",
         help="refine this trained CNN's prediction (bundled name, checkpoint file or run folder; kept frozen) instead "
         "of bicubic upsampling",
+    )
+    hvae.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this trained HVAE's weights (bundled name, checkpoint file or run folder; its architecture "
+        "and base), with a fresh optimizer and schedule: fine-tuning, or a warm restart; more --output-blocks "
+        "grows it with identity blocks (same function at the start)",
     )
     hvae.set_defaults(func=run_fit_hvae)
 
@@ -256,7 +272,7 @@ def run_fit_cnn(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     trained = _prepare_run(args)
     deg = degradation(args)
-    init = load_trained_cnn(args.init, "--init", deg) if args.init else None
+    init = load_trained(args.init, "--init", deg) if args.init else None
     model_config = cnn_config_for(args.scale, args.arch, args.channels, args.blocks, init and init.model.config)
     train_config = train_config_for(
         model_config.arch,
@@ -296,7 +312,7 @@ def _svi_config(args: argparse.Namespace) -> SVIConfig:
     return SVIConfig(**given, kl=kl, group_kl_weights=getattr(args, "group_kl_weights", None))
 
 
-def _fit_svi(args: argparse.Namespace, build_vae) -> int:
+def _fit_svi(args: argparse.Namespace, build_vae, init_meta: dict | None = None) -> int:
     """Shared by ``fit vae`` and ``fit hvae``: the one SVI loop, with the model built by ``build_vae``."""
     set_threads(args.threads)
     trained = _prepare_run(args)
@@ -304,6 +320,9 @@ def _fit_svi(args: argparse.Namespace, build_vae) -> int:
     config = _svi_config(args)
     final_epoch(config.epochs, args.stop_after, trained)  # a bad --stop-after fails before the data loads
     train, val = training_data(args.data, deg, args.data_dir, args.download, args.val_size, args.crops_per_epoch)
+    meta = run_meta(deg, args.data, args.command_line)
+    if init_meta is not None:
+        meta["init"] = init_meta
     seed_everything(config.seed)  # the initial weights
     history = fit_vae(
         build_vae(),
@@ -313,7 +332,7 @@ def _fit_svi(args: argparse.Namespace, build_vae) -> int:
         args.out,
         device=args.device,
         resume=args.resume,
-        meta=run_meta(deg, args.data, args.command_line),
+        meta=meta,
         progress=not args.quiet,
         stop_after=args.stop_after,
     )
@@ -328,20 +347,51 @@ def run_fit_vae(args: argparse.Namespace) -> int:
     return _fit_svi(args, lambda: ConditionalVAE(config))
 
 
+# the architecture flags of fit hvae that --init fixes (the trained VAE's), all but --output-blocks
+HVAE_LAYOUT = (
+    "channels",
+    "lr_blocks",
+    "latent_channels",
+    "groups_per_scale",
+    "blocks_per_group",
+    "likelihood",
+    "mixtures",
+)
+
+
 def run_fit_hvae(args: argparse.Namespace) -> int:
+    if args.init is not None:
+        return _grow_hvae(args)
     config = HVAEConfig(
         scale=args.scale,
-        channels=args.channels,
-        lr_blocks=args.lr_blocks,
-        latent_channels=args.latent_channels,
-        groups_per_scale=args.groups_per_scale,
-        blocks_per_group=args.blocks_per_group,
-        **_given(args, "likelihood", "mixtures"),
+        **_given(args, *HVAE_LAYOUT, "output_blocks"),
     )
     if args.base is None:
         return _fit_svi(args, lambda: HierarchicalVAE(config))
-    base = load_trained_cnn(args.base, "--base", degradation(args))
+    base = load_trained(args.base, "--base", degradation(args))
     return _fit_svi(args, lambda: HierarchicalVAE.refining(base.model, config))
+
+
+def _grow_hvae(args: argparse.Namespace) -> int:
+    """``fit hvae --init``: the trained HVAE's architecture and weights, grown by more ``--output-blocks``."""
+    fixed = _given(args, *HVAE_LAYOUT, "base")
+    if fixed:
+        flag = "--" + next(iter(fixed)).replace("_", "-")
+        raise ValueError(f"--init takes the architecture of {args.init}; only --output-blocks may change it ({flag})")
+    init = load_trained(args.init, "--init", degradation(args), "hvae")
+    trained = init.model.config
+    config = replace(trained, **_given(args, "output_blocks"))
+    if config.output_blocks < trained.output_blocks:
+        raise ValueError(
+            f"--output-blocks {config.output_blocks} would shrink {args.init} ({trained.output_blocks} output blocks)"
+        )
+
+    def build() -> HierarchicalVAE:
+        vae = HierarchicalVAE(config)
+        load_grown(vae, init.model.state_dict())
+        return vae
+
+    return _fit_svi(args, build, {"model": args.init, **init.meta})
 
 
 def run_fit_judge(args: argparse.Namespace) -> int:

@@ -64,6 +64,7 @@ class HVAEConfig:
     latent_channels: int = 8  # per group
     groups_per_scale: tuple[int, ...] | None = None  # LR grid first, HR grid last; None: 2 on the LR grid, then 1
     blocks_per_group: int = 1  # residual blocks of the top-down state after each group
+    output_blocks: int = 0  # residual blocks on the HR grid before the output heads, which also see the base
     base: dict | None = None  # CNNConfig (as a dict) of the frozen CNN the output refines; None: bicubic
     likelihood: str = "normal"  # normal | normal-pixel | dmol: see pyro_sr.models.likelihoods
     mixtures: int = DEFAULT_MIXTURES  # dmol: logistic components per pixel
@@ -85,6 +86,8 @@ class HVAEConfig:
             )
         if min(self.channels, self.min_channels, self.latent_channels, self.lr_blocks, self.blocks_per_group) < 1:
             raise ValueError("channels, latent channels and block counts must be >= 1")
+        if self.output_blocks < 0:
+            raise ValueError(f"output_blocks must be >= 0, got {self.output_blocks}")
         if self.base is not None and CNNConfig(**self.base).scale != self.scale:
             raise ValueError(f"the base CNN upscales x{self.base['scale']}, the VAE x{self.scale}")
 
@@ -132,6 +135,24 @@ class LatentGroup(nn.Module):
         return self.blocks(state + self.inject(z))
 
 
+class OutputStage(nn.Module):
+    """Residual blocks on the HR grid between the last latent group and the output heads, which read the base
+    prediction too. Without them the heads see a state that the last 2x step made from a coarser grid by one conv
+    and a pixel shuffle, so a pixel's likelihood (its scale above all) cannot follow the HR edges of the
+    prediction it refines. The base enters through a conv that starts at zero, so a trained VAE grown by this
+    stage (:func:`load_grown`) starts from the same function."""
+
+    def __init__(self, channels: int, blocks: int, depth: int):
+        super().__init__()
+        self.read_base = conv3x3(3, channels)
+        nn.init.zeros_(self.read_base.weight)
+        nn.init.zeros_(self.read_base.bias)
+        self.blocks = nn.Sequential(*[ResidualBlock(channels, depth) for _ in range(blocks)])
+
+    def forward(self, state: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        return self.blocks(state + self.read_base(base - 0.5))
+
+
 class Upsample2x(nn.Sequential):
     """conv -> PixelShuffle(2): doubles the resolution of the top-down state and sets its new width."""
 
@@ -171,7 +192,7 @@ class HierarchicalVAE(nn.Module):
         self.config = config
         resolutions = len(config.groups_per_scale)
         widths = [config.width(r) for r in range(resolutions)]
-        depth = config.num_groups * config.blocks_per_group + config.lr_blocks
+        depth = config.num_groups * config.blocks_per_group + config.lr_blocks + config.output_blocks
         self.lr_encoder = LREncoder(widths[0], config.lr_blocks)
         self.groups = nn.ModuleList(
             nn.ModuleList(
@@ -181,6 +202,7 @@ class HierarchicalVAE(nn.Module):
             for r in range(resolutions)
         )
         self.upsample = nn.ModuleList(Upsample2x(widths[r], widths[r + 1]) for r in range(resolutions - 1))
+        self.output_stage = None if config.output_blocks == 0 else OutputStage(widths[-1], config.output_blocks, depth)
         self.output = conv3x3(widths[-1], 3)
         with torch.no_grad():
             self.output.weight.mul_(0.1)
@@ -213,11 +235,15 @@ class HierarchicalVAE(nn.Module):
     @property
     def receptive_radius(self) -> int:
         """LR pixels of context a sample's pixel depends on through the model (prior path), rounded up: the base,
-        or the LR encoder, each group's prior head, injection and blocks, each 2x step and the output heads, every
-        layer counted as a whole LR pixel whatever its grid (see ``models.contract``)."""
+        or the LR encoder, each group's prior head, injection and blocks, each 2x step, the output stage (whose
+        first conv also reads the base) and the output heads, every layer counted as a whole LR pixel whatever its
+        grid (see ``models.contract``)."""
         c = self.config
-        path = 1 + 2 * c.lr_blocks + c.num_groups * (2 + 2 * c.blocks_per_group) + len(c.groups_per_scale) - 1 + 2
-        return max(path, 2 if self.base_cnn is None else self.base_cnn.receptive_radius)
+        path = 1 + 2 * c.lr_blocks + c.num_groups * (2 + 2 * c.blocks_per_group) + len(c.groups_per_scale) - 1
+        base = 2 if self.base_cnn is None else self.base_cnn.receptive_radius
+        if c.output_blocks:
+            path = max(path, base) + 1 + 2 * c.output_blocks
+        return max(path + 2, base)
 
     @property
     def latent_grids(self) -> dict[str, tuple[int, int]]:
@@ -350,7 +376,10 @@ class HierarchicalVAE(nn.Module):
         temperatures = self._per_group(temperature, "temperature")  # of each group's prior (sampling)
         with pyro.plate("images", lr.shape[0]):
             state = self._top_down(lr, None, betas, temperatures)
-            loc = self.base(lr, base) + full_precision(self.output, state)
+            base = self.base(lr, base)
+            if self.output_stage is not None:
+                state = self.output_stage(state, base)
+            loc = base + full_precision(self.output, state)
             likelihood = self.likelihood(loc, state)
             pyro.deterministic("sr", likelihood.mean, event_dim=3)
             # p(HR | z_1..z_L, LR)
@@ -369,3 +398,26 @@ class HierarchicalVAE(nn.Module):
         betas = self._per_group(beta, "KL weight")
         with pyro.plate("images", lr.shape[0]):
             self._top_down(lr, self.bottom_up(lr, hr, base), betas, None)
+
+
+def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
+    """Load a trained HVAE of the same architecture but fewer ``output_blocks`` into ``vae``, so that both compute
+    the same function: the trained blocks keep their places, each new block starts as the identity (its last conv
+    zeroed, its first keeping ``vae``'s initialisation so that it learns once the last conv moves) and a new
+    stage's base reader starts at zero. A warm restart then adds capacity without discarding the compute that
+    trained the smaller VAE."""
+    state = vae.state_dict()
+    unknown = sorted(weights.keys() - state.keys())
+    if unknown:
+        raise ValueError(f"weights do not fit this HVAE's architecture (unexpected {unknown[0]})")
+    for key, value in weights.items():
+        if value.shape != state[key].shape:
+            raise ValueError(f"weights do not fit this HVAE's architecture ({key}: {tuple(value.shape)})")
+    missing = state.keys() - weights.keys()
+    if any(not key.startswith("output_stage.") for key in missing):
+        raise ValueError(f"weights do not fit this HVAE's architecture (missing {sorted(missing)[0]})")
+    for key in missing:
+        if key.startswith("output_stage.read_base.") or ".conv2." in key:
+            state[key] = torch.zeros_like(state[key])
+    state.update(weights)
+    vae.load_state_dict(state)

@@ -111,11 +111,12 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     return LoadedModel(name, kind, model, degradation_of(checkpoint), training_record(checkpoint))
 
 
-def load_trained_cnn(spec: str | Path, flag: str, degradation: Degradation) -> LoadedModel:
-    """A trained CNN for ``flag`` (``--init``, ``--base``), refused unless it was trained for ``degradation``."""
+def load_trained(spec: str | Path, flag: str, degradation: Degradation, kind: str = "cnn") -> LoadedModel:
+    """A trained model of ``kind`` for ``flag`` (``--init``, ``--base``), refused unless it was trained for
+    ``degradation``."""
     loaded = load_model(spec)
-    if loaded.kind != "cnn":
-        raise ValueError(f"{flag} must be a CNN, but {spec} is a {loaded.kind}")
+    if loaded.kind != kind:
+        raise ValueError(f"{flag} must be a trained {kind}, but {spec} is a {loaded.kind}")
     if loaded.degradation != degradation:
         raise ValueError(f"{flag} {spec} was trained for another degradation ({loaded.degradation})")
     return loaded
