@@ -1,7 +1,9 @@
 import json
 import math
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -12,6 +14,7 @@ from PIL import Image
 from pyro_sr.cli import main
 from pyro_sr.data.images import load_rgb
 from pyro_sr.predict.tiling import super_resolve
+from pyro_sr.training.run import stored_progress
 from pyro_sr.weights.loading import load_model
 
 TINY = ["--channels", "8", "--blocks", "1"]
@@ -175,6 +178,31 @@ def test_console_entry_point_exits_non_zero_without_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"pyro-sr: error: image not found: {tmp_path / 'missing.png'}"
+
+
+def test_sigterm_stops_a_fit_in_one_line_and_resume_goes_on_from_its_last_epoch(tmp_path):
+    run = tmp_path / "run"
+    fit = [sys.executable, "-m", "pyro_sr", "fit", "cnn", "--data", "sample", "--channels", "8", "--blocks", "1"]
+    fit += ["--threads", "1", "--quiet", "--out", str(run)]
+    process = subprocess.Popen(
+        [*fit, "--epochs", "10000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "log.jsonl").is_file() or not (run / "log.jsonl").read_text().strip():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert err.strip() == "pyro-sr: terminated"
+    assert not list(run.glob(".*.tmp"))  # no half-written checkpoint or log left behind
+    _, trained = stored_progress(run)
+    resumed = subprocess.run([*fit, "--resume", "--epochs", str(trained + 1)], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["epoch"] == trained + 1
 
 
 def test_demo_writes_grid_and_metrics_and_bundled_models_beat_bicubic(tmp_path, capsys):
