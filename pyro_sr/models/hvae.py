@@ -376,10 +376,10 @@ class HierarchicalVAE(nn.Module):
         temperatures = self._per_group(temperature, "temperature")  # of each group's prior (sampling)
         with pyro.plate("images", lr.shape[0]):
             state = self._top_down(lr, None, betas, temperatures)
-            base = self.base(lr, base)
+            prediction = self.base(lr, base)
             if self.output_stage is not None:
-                state = self.output_stage(state, base)
-            loc = base + full_precision(self.output, state)
+                state = self.output_stage(state, prediction)
+            loc = prediction + full_precision(self.output, state)
             likelihood = self.likelihood(loc, state)
             pyro.deterministic("sr", likelihood.mean, event_dim=3)
             # p(HR | z_1..z_L, LR)
