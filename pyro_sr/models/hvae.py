@@ -404,8 +404,8 @@ def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
     """Load a trained HVAE of the same architecture but fewer ``output_blocks`` into ``vae``, so that both compute
     the same function: the trained blocks keep their places, each new block starts as the identity (its last conv
     zeroed, its first keeping ``vae``'s initialisation so that it learns once the last conv moves) and a new
-    stage's base reader starts at zero. A warm restart then adds capacity without discarding the compute that
-    trained the smaller VAE."""
+    stage's base reader keeps its zero initialisation. A warm restart then adds capacity without discarding the
+    compute that trained the smaller VAE."""
     state = vae.state_dict()
     unknown = sorted(weights.keys() - state.keys())
     if unknown:
@@ -417,7 +417,7 @@ def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
     if any(not key.startswith("output_stage.") for key in missing):
         raise ValueError(f"weights do not fit this HVAE's architecture (missing {sorted(missing)[0]})")
     for key in missing:
-        if key.startswith("output_stage.read_base.") or ".conv2." in key:
+        if ".conv2." in key:
             state[key] = torch.zeros_like(state[key])
     state.update(weights)
     vae.load_state_dict(state)
