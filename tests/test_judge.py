@@ -78,6 +78,26 @@ def test_the_command_trains_a_judge_and_refuses_a_second_run_in_the_folder(fake_
         load_judge(__import__("pyro_sr.weights.loading", fromlist=["bundled_path"]).bundled_path("cnn"))
 
 
+def test_a_judge_run_stopped_early_resumes_to_the_same_log(fake_cifar_batches, tmp_path, capsys):
+    command = ["fit", "judge", "--data-dir", str(fake_cifar_batches), "--val-size", "10", "--epochs", "2"]
+    command += ["--widths", "8", "16", "--batch-size", "16", "--quiet", "--threads", "1"]
+    split, straight = ["--out", str(tmp_path / "split")], ["--out", str(tmp_path / "straight")]
+    assert main([*command, *split, "--stop-after", "3"]) == 2
+    assert "stop after epoch 3: the schedule has epochs 1-2" in capsys.readouterr().err
+    assert not (tmp_path / "split").exists()
+    assert main([*command, *split, "--stop-after", "1"]) == 0
+    assert "stopped after epoch 1 of 2; --resume goes on" in capsys.readouterr().err
+    assert main([*command, *split, "--resume"]) == 0
+    assert main([*command, *straight]) == 0
+    logs = [
+        [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+        for run in ("split", "straight")
+    ]
+    assert [(r["train_loss"], r["val_accuracy"]) for r in logs[0]] == [
+        (r["train_loss"], r["val_accuracy"]) for r in logs[1]
+    ]
+
+
 def test_the_bundled_judge_reproduces_its_stored_accuracy():
     bundled = load_judge()
     assert bundled.metrics["cifar10_test_images"] == 1000 and bundled.metrics["cifar10_test_accuracy"] >= 0.88

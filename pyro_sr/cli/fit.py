@@ -52,15 +52,19 @@ def _fit_parent() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --out from its checkpoint, to its own epochs unless --epochs is given",
     )
-    parent.add_argument(
+    _add_stop_after(parent)
+    parent.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    return parent
+
+
+def _add_stop_after(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--stop-after",
         type=count,
         metavar="EPOCH",
         help="stop after this epoch while the learning rate keeps the schedule of --epochs; --resume goes on as if "
         "the run had never stopped (a run split across sessions)",
     )
-    parent.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-    return parent
 
 
 def _svi_parent() -> argparse.ArgumentParser:
@@ -229,6 +233,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     add_cifar_dir_args(judge)
     judge.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl and checkpoint.pt")
     judge.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    _add_stop_after(judge)
     judge.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     judge.add_argument("--epochs", type=count, help=f"default: {JudgeTrainConfig.epochs}")
     judge.add_argument("--batch-size", type=count, help=f"default: {JudgeTrainConfig.batch_size}")
@@ -396,8 +401,9 @@ def _grow_hvae(args: argparse.Namespace) -> int:
 
 def run_fit_judge(args: argparse.Namespace) -> int:
     set_threads(args.threads)
-    _prepare_run(args)
+    trained = _prepare_run(args)
     config = JudgeTrainConfig(**_given(args, "epochs", "batch_size", "lr", "precision", "seed"))
+    final_epoch(config.epochs, args.stop_after, trained)  # a bad --stop-after fails before the data loads
     model_config = JudgeConfig(**({"widths": tuple(args.widths)} if args.widths else {}))
     images, labels = load_cifar10_labeled("train", args.data_dir, args.download, labels_required=True)
     train_idx, val_idx = train_val_split(len(images), args.val_size)
@@ -412,7 +418,7 @@ def run_fit_judge(args: argparse.Namespace) -> int:
         resume=args.resume,
         meta=meta,
         progress=not args.quiet,
+        stop_after=args.stop_after,
     )
-    if history:
-        print(json.dumps(history[-1]))
+    _report_end(history, args.stop_after, config.epochs)
     return 0

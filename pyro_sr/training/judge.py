@@ -20,7 +20,15 @@ from pyro_sr.common import resolve_device
 from pyro_sr.data.datasets import to_float
 from pyro_sr.models.judge import CIFARJudge, JudgeConfig
 from pyro_sr.training.precision import autocast, check_precision, resolve_precision
-from pyro_sr.training.run import check_finite_loss, check_scores, check_weights, close_epoch, open_run, owns_run_folder
+from pyro_sr.training.run import (
+    check_finite_loss,
+    check_scores,
+    check_weights,
+    close_epoch,
+    final_epoch,
+    open_run,
+    owns_run_folder,
+)
 
 JUDGE_KIND = "judge"
 
@@ -93,9 +101,11 @@ def fit_judge(
     resume: bool = False,
     meta: dict[str, Any] | None = None,
     progress: bool = True,
+    stop_after: int | None = None,
 ) -> list[dict[str, float]]:
     """Train the judge on ``train`` = (uint8 images (N, 3, 32, 32), classes (N,)); returns the per-epoch log,
-    also written to ``run_dir/log.jsonl`` (train loss, validation accuracy with the test-time flip)."""
+    also written to ``run_dir/log.jsonl`` (train loss, validation accuracy with the test-time flip).
+    ``stop_after`` ends this call after that epoch, on the schedule of ``config.epochs`` (resume to go on)."""
     run_dir = Path(run_dir)
     images, labels = train
     if len(images) != len(labels) or len(images) < 1:
@@ -123,7 +133,8 @@ def fit_judge(
         generator.set_state(state["rng"]["shuffle"])
         history, start_epoch = state["history"], state["epoch"]
 
-    for epoch in range(start_epoch + 1, config.epochs + 1):
+    last_epoch = final_epoch(config.epochs, stop_after, start_epoch)
+    for epoch in range(start_epoch + 1, last_epoch + 1):
         judge.train()
         started, loss_sum = time.perf_counter(), 0.0
         order = torch.randperm(len(images), generator=generator)
