@@ -39,13 +39,19 @@ LITERATURE_BITS = {
 CLOSE_UPS = {"cat": 0, "ship": 1, "horse": 13}  # the first cat, ship and horse of the official test set
 
 
-def training_summary(name: str) -> dict:
-    """Epochs, training time and commands from a bundled model's metadata, through the runs it started from
-    (``fit cnn --init``), first run first."""
+def training_stages(name: str) -> list[dict]:
+    """A bundled model's metadata and that of the runs it started from (``fit cnn --init``, ``fit hvae --init``),
+    first run first."""
     stages, meta = [], load_model(name).meta
     while meta:
         stages.insert(0, meta)
         meta = meta.get("init")
+    return stages
+
+
+def training_summary(name: str) -> dict:
+    """Epochs, training time and commands of a bundled model, through the runs it started from."""
+    stages = training_stages(name)
     hours = sum(r.get("seconds", 0.0) for m in stages for r in m.get("history") or []) / 3600
     return {
         "epochs": " + ".join(str(m.get("epochs")) for m in stages),
@@ -173,12 +179,17 @@ def perception_distortion_figure(points: dict[str, list[dict]], rows: list[dict]
 
 
 def curves_figure(names: list[str], path: Path) -> None:
-    """Validation ELBO, KL and log-likelihood per epoch of the bundled VAEs (the paper's Fig. 5)."""
+    """Validation ELBO, KL and log-likelihood per epoch of the bundled VAEs (the paper's Fig. 5), a grown model's
+    through the run it grew from."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for name in names:
-        history = load_model(name).meta.get("history") or []
-        epochs = [r["epoch"] for r in history]
+        epochs, history = [], []
+        for stage in training_stages(name):  # a grown model's epochs follow those of the run it grew from
+            records = stage.get("history") or []
+            offset = epochs[-1] if epochs else 0
+            epochs += [offset + r["epoch"] for r in records]
+            history += records
         for ax, key in zip(axes, ("val_elbo", "val_kl", "val_log_lik"), strict=True):
             ax.plot(epochs, [r.get(key) for r in history], "o-", markersize=3, label=name)
     for ax, title in zip(axes, ("validation ELBO", "validation KL", "validation log-likelihood"), strict=True):
