@@ -24,7 +24,7 @@ from pyro_sr.predict.figures import baseline_columns, pyplot, sample_columns, sa
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES as NUM_SAMPLES
 from pyro_sr.predict.sampling import sample_super_resolutions
 from pyro_sr.predict.upscalers import sampling_for
-from pyro_sr.weights.loading import LoadedModel, list_models, load_model
+from pyro_sr.weights.loading import LoadedModel, lineage_history, list_models, load_model, training_stages
 
 PAPER_TABLE_1 = {"CNN": 0.0095, "conditional VAE": 0.0121}
 MEAN_SAMPLES = 64  # latent draws behind a VAE's mean row (the posterior mean of likelihood means)
@@ -39,19 +39,9 @@ LITERATURE_BITS = {
 CLOSE_UPS = {"cat": 0, "ship": 1, "horse": 13}  # the first cat, ship and horse of the official test set
 
 
-def training_stages(name: str) -> list[dict]:
-    """A bundled model's metadata and that of the runs it started from (``fit cnn --init``, ``fit hvae --init``),
-    first run first."""
-    stages, meta = [], load_model(name).meta
-    while meta:
-        stages.insert(0, meta)
-        meta = meta.get("init")
-    return stages
-
-
 def training_summary(name: str) -> dict:
     """Epochs, training time and commands of a bundled model, through the runs it started from."""
-    stages = training_stages(name)
+    stages = training_stages(load_model(name).meta)
     hours = sum(r.get("seconds", 0.0) for m in stages for r in m.get("history") or []) / 3600
     return {
         "epochs": " + ".join(str(m.get("epochs")) for m in stages),
@@ -184,12 +174,8 @@ def curves_figure(names: list[str], path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for name in names:
-        epochs, history = [], []
-        for stage in training_stages(name):  # a grown model's epochs follow those of the run it grew from
-            records = stage.get("history") or []
-            offset = epochs[-1] if epochs else 0
-            epochs += [offset + r["epoch"] for r in records]
-            history += records
+        history = lineage_history(load_model(name).meta)
+        epochs = [r["epoch"] for r in history]
         for ax, key in zip(axes, ("val_elbo", "val_kl", "val_log_lik"), strict=True):
             ax.plot(epochs, [r.get(key) for r in history], "o-", markersize=3, label=name)
     for ax, title in zip(axes, ("validation ELBO", "validation KL", "validation log-likelihood"), strict=True):

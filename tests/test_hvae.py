@@ -447,6 +447,10 @@ def test_cli_init_grows_a_trained_hvae_and_refuses_what_it_cannot(tmp_path, caps
     checkpoint = load_checkpoint(grown / "checkpoint.pt")
     assert checkpoint["model_config"]["output_blocks"] == 2 and checkpoint["model_config"]["channels"] == 16
     assert checkpoint["meta"]["init"]["model"] == str(run)
+    diagnose = ["diagnose", "--model", str(grown), "--data", "sample", "--images", "4", "--iw-samples", "1"]
+    assert main([*diagnose, "--ppc-samples", "2", "--out", str(tmp_path / "report")]) == 0
+    summary = (tmp_path / "report" / "summary.md").read_text()  # the grown run's epoch follows the one it grew from
+    assert "| 2 | 2 | 1.000 |" in summary and "Epochs 1-1 are those of the run(s) this model was started" in summary
     capsys.readouterr()
     for extra, message in [
         (["--init", str(run), "--channels", "32"], "only --output-blocks may change it (--channels)"),

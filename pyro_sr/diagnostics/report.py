@@ -35,7 +35,7 @@ from pyro_sr.models.blocks import nearest_upscale
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.predict.figures import sample_columns, save_comparison_grid
 from pyro_sr.predict.sampling import Sampling
-from pyro_sr.weights.loading import BUNDLED_MODELS, load_model
+from pyro_sr.weights.loading import BUNDLED_MODELS, continue_records, lineage_history, load_model
 
 LN2 = math.log(2.0)
 
@@ -124,6 +124,7 @@ def _summary(
     dims: int,
     figures: list[str],
     sampling: Sampling = Sampling(),
+    inherited_epochs: int = 0,
 ) -> str:
     lines = [f"# Diagnostics of `{run_dir}`", "", f"Checkpoint: `{checkpoint}`.", ""]
     if history:
@@ -143,6 +144,12 @@ def _summary(
                 _cell(r, "val_psnr", 2),
             ]
             lines.append(f"| {r['epoch']} | {r['step']} | {r['beta']:.3f} | " + " | ".join(cells) + " |")
+        if inherited_epochs:
+            lines += [
+                "",
+                f"Epochs 1-{inherited_epochs} are those of the run(s) this model was started from (`fit --init`), "
+                "as its metadata records them.",
+            ]
         if "train_elbo" in last and "val_elbo" in last:
             gap = last["train_elbo"] - last["val_elbo"]
             lines += [
@@ -301,7 +308,9 @@ def diagnose(
     loaded = load_model(checkpoint, device)
     if not isinstance(loaded.model, VariationalSR):
         raise ValueError(f"{model} has no guide (a {loaded.kind}); diagnose needs a model fitted with SVI")
-    history, steps = (loaded.meta.get("history") or [], []) if run_dir is None else read_run_logs(run_dir)
+    own_history, steps = (loaded.meta.get("history") or [], []) if run_dir is None else read_run_logs(run_dir)
+    earlier = lineage_history(loaded.meta.get("init") or {})  # a grown model's training began in another run
+    history, steps = earlier + continue_records(earlier, own_history), continue_records(earlier, steps)
     pairs = pairs.subset(torch.arange(min(config.images, len(pairs))))
     if len(pairs) < 2:
         raise ValueError("diagnose needs at least two images")
@@ -334,7 +343,16 @@ def diagnose(
     idata = _inference_data(steps, fit, draws, lr, hr, dims, calibrations)
     atomic_write(out_dir / "diagnostics.nc", lambda tmp: idata.to_netcdf(str(tmp)))
     summary = _summary(
-        run_dir or model, str(checkpoint), history, fit, units, calibrations, dims, figures, Sampling.of(loaded.meta)
+        run_dir or model,
+        str(checkpoint),
+        history,
+        fit,
+        units,
+        calibrations,
+        dims,
+        figures,
+        Sampling.of(loaded.meta),
+        inherited_epochs=earlier[-1]["epoch"] if earlier else 0,
     )
     atomic_write(out_dir / "summary.md", lambda tmp: Path(tmp).write_text(summary))
     return out_dir / "summary.md"

@@ -142,6 +142,32 @@ def training_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return {**checkpoint.get("meta", {}), **{key: value for key, value in training.items() if value is not None}}
 
 
+def training_stages(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metadata of a model and of the runs it was started from (``fit --init``), first run first: a grown or
+    fine-tuned model was trained by all of them."""
+    stages = []
+    while meta:
+        stages.insert(0, meta)
+        meta = meta.get("init") or {}
+    return stages
+
+
+def continue_records(earlier: list[dict], records: list[dict]) -> list[dict]:
+    """``records`` (per-epoch or per-step logs of a run started from another) numbered on from the last epoch and
+    step of ``earlier``, the run it started from, so that curves run through both."""
+    last = earlier[-1] if earlier else {}
+    offsets = {key: last.get(key, 0) for key in ("epoch", "step")}
+    return [{**r, **{key: r[key] + offset for key, offset in offsets.items() if key in r}} for r in records]
+
+
+def lineage_history(meta: dict[str, Any]) -> list[dict]:
+    """A model's per-epoch history through the runs it was started from, epochs and steps numbered on."""
+    history: list[dict] = []
+    for stage in training_stages(meta):
+        history += continue_records(history, stage.get("history") or [])
+    return history
+
+
 def export_weights(
     checkpoint_path: str | Path,
     out_path: str | Path,
