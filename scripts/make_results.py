@@ -78,11 +78,9 @@ def sampling_rows(vaes: dict[str, LoadedModel]) -> list[str]:
         sampling = sampling_for(vae)
         t = sampling.temperature
         temperature = " ".join(f"{x:g}" for x in t) if isinstance(t, tuple) else f"{t:g}"
-        pixel = sampling.pixel_temperature
-        kind = "the likelihood's mean" if pixel is None else f"a draw of the likelihood (pixel temperature {pixel:g})"
         fit = sampling.calibration
         fitted = f"{fit['images']:,} {fit['data']} {fit['split']} images, K = {fit['num_samples']}" if fit else "-"
-        lines.append(f"| {name.lower()} | {temperature} | {kind} | {fitted} |")
+        lines.append(f"| {name.lower()} | {temperature} | {sampling.sample_kind} | {fitted} |")
     return lines
 
 

@@ -325,3 +325,28 @@ def test_fit_cnn_init_starts_from_the_weights_and_refuses_mismatches(tiny_run, t
     assert "--init must be a trained cnn" in error_line(capsys)
     assert main([*fit, str(tiny_run), "--scale", "2", "--out", str(tmp_path / "e")]) == 2
     assert "trained for another degradation" in error_line(capsys)
+
+
+def test_models_lists_the_bundled_models_and_describes_a_run(tiny_run, capsys):
+    assert main(["models"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line and line[0] != " "}
+    assert set(rows) >= {"model", "cnn", "seed-cnn", "vae", "hvae"}
+    hvae = load_model("hvae")
+    assert f"{hvae.meta['metrics']['one_sample']['psnr']:.2f}" in rows["hvae"]
+    assert "(calibrated)" in rows["hvae"] and "latent temperature" not in rows["cnn"]
+    assert main(["models", str(tiny_run)]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith(tiny_run.name)]
+    parameters = sum(p.numel() for p in load_model(tiny_run).model.parameters())
+    assert row.split()[1:8] == ["cnn", f"{parameters:,}", "x4", "gaussian", "sigma", "1", "1"]
+    assert main(["models", "cnn", "no-such-model"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1 and "no-such-model" in captured.err
+
+
+def test_a_reader_that_stops_reading_ends_a_command_quietly():
+    command = subprocess.Popen(
+        [sys.executable, "-m", "pyro_sr", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    command.stdout.close()  # `pyro-sr models | head -1` once head has its line; long before the table is printed
+    assert command.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert command.stderr.read() == b""

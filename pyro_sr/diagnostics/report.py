@@ -237,10 +237,7 @@ def calibration_section(calibrations: dict[str, Calibration], sampling: Sampling
     draws are the fitted model's, at temperature 1; ``sampling`` (the weights' own) is named because that is
     what ``sample`` and ``upscale`` draw instead."""
     cal = next(iter(calibrations.values()))
-    kind = "the likelihood's mean" if sampling.pixel_temperature is None else "a draw of the likelihood"
-    temperature = sampling.temperature
-    shown = " ".join(f"{t:.3g}" for t in temperature) if isinstance(temperature, tuple) else f"{temperature:.3g}"
-    own = f"latent temperature {shown}, {kind}"
+    own = f"latent temperature {sampling.temperature_text}, {sampling.sample_kind}"
     fitted = "; fitted by `pyro-sr calibrate`" if sampling.calibration else ""
     return [
         "## Calibration",

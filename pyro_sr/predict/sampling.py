@@ -46,6 +46,18 @@ class Sampling:
         return spec
 
     @property
+    def temperature_text(self) -> str:
+        """The latent temperature as reports show it: one number, or one per group (coarse to fine)."""
+        t = self.temperature
+        return " ".join(f"{x:.3g}" for x in t) if isinstance(t, tuple) else f"{t:.3g}"
+
+    @property
+    def sample_kind(self) -> str:
+        """What one sample is, in words."""
+        pixel = self.pixel_temperature
+        return "the likelihood's mean" if pixel is None else f"a draw of the likelihood (pixel temperature {pixel:g})"
+
+    @property
     def options(self) -> dict[str, Any]:
         """The keywords of ``sample_super_resolutions`` that draw such samples."""
         return {"temperature": self.temperature, "pixel_temperature": self.pixel_temperature}
