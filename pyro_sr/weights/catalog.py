@@ -13,7 +13,7 @@ from pyro_sr.weights.loading import list_models, load_model, training_stages
 
 @dataclass(frozen=True)
 class ModelCard:
-    """One model's row. ``psnr`` is the deterministic output's or a VAE's mean of samples, ``sample_psnr`` one
+    """One model's row. ``psnr`` is the deterministic output's or a VAE's posterior mean's, ``sample_psnr`` one
     sample's, both on the CIFAR-10 test images ``bundle_weights.py`` scored (``None`` where it did not)."""
 
     name: str
@@ -87,8 +87,8 @@ def format_cards(cards: list[ModelCard]) -> str:
         lines += [
             "",
             f"PSNR (dB, from the data set's MSE) on the first {', '.join(map(str, scored))} CIFAR-10 test images, "
-            "as scored when the weights were bundled: the output, or a VAE's mean of 16 samples; 'one sample' "
-            "scores single samples. Parameters: those the model trained (a VAE's frozen base CNN is not counted). "
-            "Full results: docs/RESULTS.md.",
+            "as scored when the weights were bundled: the output, or a VAE's posterior mean from 16 latent draws; "
+            "'one sample' scores single samples. Parameters: those the model trained (a VAE's frozen base CNN is "
+            "not counted). Full results: docs/RESULTS.md.",
         ]
     return "\n".join(lines)
