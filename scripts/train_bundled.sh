@@ -38,6 +38,12 @@ pyro-sr fit vae --likelihood dmol --lr 1e-3 --data cifar10 --data-dir "$DATA" --
 pyro-sr calibrate --model runs/cvae-dmol-e5 --data cifar10 --data-dir "$DATA" --pixel-temperature 1 --threads 2 \
     --out runs/cvae-dmol-e5/calibrated.pt
 python scripts/bundle_weights.py runs/cvae-dmol-e5/calibrated.pt vae --data-dir "$DATA"
+# Calibrated again, for samples without the pixel noise (the likelihood's mean), which the judge finds more real at
+# the same spread-skill ratio (docs/training.md), and bundled again.
+mkdir -p runs/vae-mean
+pyro-sr calibrate --model vae --data cifar10 --data-dir "$DATA" --pixel-temperature mean --threads 2 \
+    --out runs/vae-mean/calibrated-mean.pt
+python scripts/bundle_weights.py runs/vae-mean/calibrated-mean.pt vae --data-dir "$DATA"
 # The paper-configured VAE (not bundled; scored from its run folder by make_results.py): about 8 min. No weight
 # average (the paper has none, and in 2 epochs the default EMA lags far behind the weights: docs/training.md).
 pyro-sr fit vae --preset paper --beta 0.5 --epochs 2 --ema-decay 0 --data cifar10 --data-dir "$DATA" --threads 2 \
@@ -69,13 +75,14 @@ pyro-sr calibrate --model runs/hvae-dmol-020-e50 --data cifar10 --data-dir "$DAT
 python scripts/bundle_weights.py runs/hvae-dmol-020-e50/calibrated.pt hvae --data-dir "$DATA"
 # Grown by a 2-block output stage on the HR grid (--init hvae: the 50-epoch hvae just bundled, the same function at
 # the start; docs/training.md), with no KL warm-up: started on a 10-epoch schedule, stopped after epoch 5 and
-# finished on a 14-epoch one (about 3.3 min an epoch on two cores), then calibrated and bundled the same way.
+# finished on a 14-epoch one (about 3.3 min an epoch on two cores), then calibrated for samples without the pixel
+# noise, as the vae above, and bundled.
 grow_hvae() {
     pyro-sr fit hvae --init hvae --output-blocks 2 --kl constant --elbo meanfield --free-bits 32 --lr 2e-4 \
         --lr-warmup-steps 300 --data cifar10 --data-dir "$DATA" --threads 2 --quiet --out runs/hvae-out2-e14 "$@"
 }
 grow_hvae --epochs 10 --stop-after 5
 grow_hvae --epochs 14 --resume
-pyro-sr calibrate --model runs/hvae-out2-e14 --data cifar10 --data-dir "$DATA" --pixel-temperature 1 --threads 2 \
-    --out runs/hvae-out2-e14/calibrated.pt
-python scripts/bundle_weights.py runs/hvae-out2-e14/calibrated.pt hvae --data-dir "$DATA"
+pyro-sr calibrate --model runs/hvae-out2-e14 --data cifar10 --data-dir "$DATA" --pixel-temperature mean --threads 2 \
+    --out runs/hvae-out2-e14/calibrated-mean.pt
+python scripts/bundle_weights.py runs/hvae-out2-e14/calibrated-mean.pt hvae --data-dir "$DATA"
