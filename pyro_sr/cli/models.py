@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
 
 
 def run(args: argparse.Namespace) -> int:
-    from pyro_sr.weights.catalog import format_cards, model_cards
+    from pyro_sr.catalog import format_cards, model_cards
 
     print(format_cards(model_cards(args.model)))
     return 0
