@@ -21,10 +21,11 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_training_curves(history: list[dict], steps: list[dict], path: Path) -> None:
-    """ELBO, KL and expected log-likelihood per epoch (train slice vs validation, nats per image), and the
-    per-step objective with a smoothed line and the KL factor β."""
+    """ELBO, KL and expected log-likelihood per epoch (train slice vs validation, nats per image), and, where there
+    is a per-step log (a run folder's; bundled weights keep only the per-epoch history), the per-step objective
+    with a smoothed line and the KL factor β."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig, axes = plt.subplots(1, 4 if steps else 3, figsize=(16 if steps else 13.5, 3.6))
     epochs = [r["epoch"] for r in history]
     panels = (("elbo", "ELBO"), ("kl", "KL"), ("log_lik", "expected log-likelihood"))
     for ax, (key, title) in zip(axes[:3], panels, strict=True):
@@ -34,8 +35,8 @@ def plot_training_curves(history: list[dict], steps: list[dict], path: Path) -> 
                 ax.plot(epochs, [np.nan if v is None else v for v in values], style, label=prefix, markersize=3)
         ax.set(title=f"{title} (nats/image, β = 1)", xlabel="epoch")
         ax.legend()
-    ax = axes[3]
     if steps:
+        ax = axes[3]
         x = np.array([s["step"] for s in steps])
         elbo = -np.array([s["loss"] for s in steps])
         ax.plot(x, elbo, color="0.8", linewidth=0.5, label="per step")
@@ -47,7 +48,7 @@ def plot_training_curves(history: list[dict], steps: list[dict], path: Path) -> 
         twin.set_ylabel("β", color="C3")
         twin.set_ylim(0, max(1.05, max(s["beta"] for s in steps) * 1.05))
         ax.legend(loc="lower right")
-    ax.set(title="training objective: β-weighted ELBO per image", xlabel="step")
+        ax.set(title="training objective: β-weighted ELBO per image", xlabel="step")
     save_figure(fig, path)
 
 
