@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyro_sr.models.contract import VariationalSR
 from pyro_sr.predict.sampling import Sampling
-from pyro_sr.weights.loading import list_models, load_model, training_stages
+from pyro_sr.weights.loading import list_models, load_model, training_summary
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ def model_card(spec: str | Path) -> ModelCard:
     """The card of a bundled model, checkpoint file or run folder (its training through the runs it grew from)."""
     loaded = load_model(spec)
     meta = loaded.meta
-    stages = training_stages(meta)
-    hours = sum(r.get("seconds", 0.0) for m in stages for r in m.get("history") or []) / 3600
+    training = training_summary(meta)
     metrics = meta.get("metrics") or {}
     mean, one = metrics.get("posterior_mean_of_16", metrics), metrics.get("one_sample", {})
     sampling = Sampling.of(meta)
@@ -43,10 +42,10 @@ def model_card(spec: str | Path) -> ModelCard:
         kind=loaded.kind,
         parameters=sum(p.numel() for p in loaded.model.parameters()),
         degradation=f"x{d.scale} {d.kind}" + (f" sigma {d.sigma:g}" if d.kind == "gaussian" else ""),
-        epochs=" + ".join(str(m.get("epochs", "?")) for m in stages),
-        hours=hours,
+        epochs=training.epochs,
+        hours=training.hours,
         sampling=(
-            f"latent temperature {sampling.temperature_text}, {sampling.sample_kind}"
+            f"latent temperature {sampling.temperature_text()}, {sampling.sample_kind}"
             + (" (calibrated)" if sampling.calibration else "")
             if isinstance(loaded.model, VariationalSR)
             else "-"

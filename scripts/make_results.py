@@ -24,7 +24,7 @@ from pyro_sr.predict.figures import baseline_columns, pyplot, sample_columns, sa
 from pyro_sr.predict.sampling import DEFAULT_NUM_SAMPLES as NUM_SAMPLES
 from pyro_sr.predict.sampling import sample_super_resolutions
 from pyro_sr.predict.upscalers import sampling_for
-from pyro_sr.weights.loading import LoadedModel, lineage_history, list_models, load_model, training_stages
+from pyro_sr.weights.loading import LoadedModel, lineage_history, list_models, load_model, training_summary
 
 PAPER_TABLE_1 = {"CNN": 0.0095, "conditional VAE": 0.0121}
 MEAN_SAMPLES = 64  # latent draws behind a VAE's mean row (the posterior mean of likelihood means)
@@ -37,17 +37,6 @@ LITERATURE_BITS = {
     "PixelCNN++ (Salimans et al., 2017)": 2.92,
 }
 CLOSE_UPS = {"cat": 0, "ship": 1, "horse": 13}  # the first cat, ship and horse of the official test set
-
-
-def training_summary(name: str) -> dict:
-    """Epochs, training time and commands of a bundled model, through the runs it started from."""
-    stages = training_stages(load_model(name).meta)
-    hours = sum(r.get("seconds", 0.0) for m in stages for r in m.get("history") or []) / 3600
-    return {
-        "epochs": " + ".join(str(m.get("epochs")) for m in stages),
-        "hours": hours,
-        "command": "` then `".join(m.get("command", "") for m in stages),
-    }
 
 
 def table_rows(rows: list[dict], bits: dict[str, dict]) -> list[str]:
@@ -76,11 +65,9 @@ def sampling_rows(vaes: dict[str, LoadedModel]) -> list[str]:
     lines = ["| model | latent temperature | a sample is | fitted on |", "|---|---:|---|---|"]
     for name, vae in vaes.items():
         sampling = sampling_for(vae)
-        t = sampling.temperature
-        temperature = " ".join(f"{x:g}" for x in t) if isinstance(t, tuple) else f"{t:g}"
         fit = sampling.calibration
         fitted = f"{fit['images']:,} {fit['data']} {fit['split']} images, K = {fit['num_samples']}" if fit else "-"
-        lines.append(f"| {name.lower()} | {temperature} | {sampling.sample_kind} | {fitted} |")
+        lines.append(f"| {name.lower()} | {sampling.temperature_text('g')} | {sampling.sample_kind} | {fitted} |")
     return lines
 
 
@@ -377,8 +364,8 @@ def main() -> int:
         "| model | epochs | training time | command |",
         "|---|---:|---:|---|",
         *[
-            f"| {name} | {s['epochs']} | {s['hours']:.2f} h | `{s['command']}` |"
-            for name, s in ((n, training_summary(n)) for n in bundled)
+            f"| {name} | {s.epochs} | {s.hours:.2f} h | `{'` then `'.join(s.commands)}` |"
+            for name, s in ((n, training_summary(load_model(n).meta)) for n in bundled)
         ],
         "",
         "Hardware: the bundled weights were trained on a 2-core CPU; the hvae training time excludes that of the "

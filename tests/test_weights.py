@@ -6,7 +6,7 @@ import torch
 from pyro_sr.common import CheckpointError
 from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
 from pyro_sr.weights.checkpoint import load_checkpoint, save_checkpoint
-from pyro_sr.weights.loading import lineage_history, load_model, training_stages
+from pyro_sr.weights.loading import lineage_history, load_model, training_stages, training_summary
 
 TINY = CVAEConfig(channels=8, blocks=1)
 
@@ -38,3 +38,6 @@ def test_a_grown_models_history_runs_on_through_the_runs_it_started_from():
     assert [(r["epoch"], r["step"]) for r in history] == [(1, 10), (2, 20), (3, 25), (4, 32)]
     assert history[0]["val_elbo"] == -3.0 and first["history"][1]["epoch"] == 2  # the metadata is not changed
     assert lineage_history({}) == [] and lineage_history({"history": None}) == []
+    first["history"][0]["seconds"], third["history"][0]["seconds"], third["epochs"] = 1800.0, 5400.0, 1
+    summary = training_summary(third)
+    assert summary.epochs == "? + ? + 1" and summary.hours == 2.0 and summary.commands == ["fit a", "fit b", "fit c"]

@@ -237,7 +237,7 @@ def calibration_section(calibrations: dict[str, Calibration], sampling: Sampling
     draws are the fitted model's, at temperature 1; ``sampling`` (the weights' own) is named because that is
     what ``sample`` and ``upscale`` draw instead."""
     cal = next(iter(calibrations.values()))
-    own = f"latent temperature {sampling.temperature_text}, {sampling.sample_kind}"
+    own = f"latent temperature {sampling.temperature_text()}, {sampling.sample_kind}"
     fitted = "; fitted by `pyro-sr calibrate`" if sampling.calibration else ""
     return [
         "## Calibration",

@@ -45,11 +45,11 @@ class Sampling:
         spec["temperature"] = list(self.temperature) if isinstance(self.temperature, tuple) else self.temperature
         return spec
 
-    @property
-    def temperature_text(self) -> str:
-        """The latent temperature as reports show it: one number, or one per group (coarse to fine)."""
+    def temperature_text(self, spec: str = ".3g") -> str:
+        """The latent temperature as reports show it (each number formatted by ``spec``): one number, or one per
+        group (coarse to fine)."""
         t = self.temperature
-        return " ".join(f"{x:.3g}" for x in t) if isinstance(t, tuple) else f"{t:.3g}"
+        return " ".join(format(x, spec) for x in t) if isinstance(t, tuple) else format(t, spec)
 
     @property
     def sample_kind(self) -> str:

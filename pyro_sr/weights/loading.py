@@ -152,6 +152,26 @@ def training_stages(meta: dict[str, Any]) -> list[dict[str, Any]]:
     return stages
 
 
+@dataclass(frozen=True)
+class TrainingSummary:
+    """How a model was trained, through the runs it was started from: epochs per run (``"50 + 14"``), hours of
+    training in all, and each run's command, first run first."""
+
+    epochs: str
+    hours: float
+    commands: list[str]
+
+
+def training_summary(meta: dict[str, Any]) -> TrainingSummary:
+    """The training of a model with this metadata, what ``pyro-sr models`` and RESULTS.md's training table show."""
+    stages = training_stages(meta)
+    return TrainingSummary(
+        epochs=" + ".join(str(m.get("epochs", "?")) for m in stages),
+        hours=sum(r.get("seconds", 0.0) for m in stages for r in m.get("history") or []) / 3600,
+        commands=[m.get("command", "") for m in stages],
+    )
+
+
 def continue_records(earlier: list[dict], records: list[dict]) -> list[dict]:
     """``records`` (per-epoch or per-step logs of a run started from another) numbered on from the last epoch and
     step of ``earlier``, the run it started from, so that curves run through both."""
