@@ -17,7 +17,7 @@ import torch
 from pyro_sr.common import atomic_write, write_json
 from pyro_sr.data.datasets import PairedImages, load_cifar10, load_pairs
 from pyro_sr.data.degradation import Degradation
-from pyro_sr.evaluation.calibration import Calibration, format_calibration_table, plot_calibration
+from pyro_sr.evaluation.calibration import BAND_TEXT, Calibration, format_calibration_table, plot_calibration
 from pyro_sr.evaluation.evaluate import evaluate_models, format_table, realism_for, score_samples
 from pyro_sr.evaluation.likelihood import IW_SAMPLES, format_likelihood_table, likelihood_rows
 from pyro_sr.predict.figures import baseline_columns, pyplot, sample_columns, save_comparison_grid, save_figure
@@ -317,7 +317,8 @@ def main() -> int:
         "the i-th smallest to the i-th largest draw; a calibrated sampler's truth falls inside it with "
         "probability (K + 1 - 2i)/(K + 1). Quintiles: pixels binned by the variance of 8 of the draws, the ratio "
         "taken from the other 8 (binning and scoring on the same draws makes even a calibrated sampler look too "
-        "sure in its lowest bins). `pyro-sr diagnose` adds the predictive draws with pixel noise.",
+        "sure in its lowest bins). By spatial frequency: the same ratio in each band of the images' 2-D Fourier "
+        f"transform ({BAND_TEXT}). `pyro-sr diagnose` adds the predictive draws with pixel noise.",
         "",
         *format_calibration_table(calibrations).splitlines(),
         "",

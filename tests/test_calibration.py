@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_sr.evaluation.calibration import CalibrationMetrics, plot_calibration
+from pyro_sr.evaluation.calibration import FREQUENCY_BANDS, CalibrationMetrics, frequency_bands, plot_calibration
 
 K = 8
 
@@ -86,3 +86,48 @@ def test_the_calibration_figure_is_written(tmp_path):
     path = tmp_path / "calibration.png"
     plot_calibration({"calibrated": calibration_of(1.0), "narrow": calibration_of(0.5)}, path)
     assert path.stat().st_size > 10_000 and not list(tmp_path.glob("*.tmp*"))
+
+
+def textured_draws_and_truth(fine_detail: float, seed: int = 0, images: int = 24):
+    """Per-pixel noise with spatial correlation (a blurred white noise plus a little white noise) around a mean;
+    the truth is one more such draw, the K draws keep ``fine_detail`` of the white part (1: calibrated)."""
+    gen = torch.Generator().manual_seed(seed)
+    mu = torch.rand(images, 3, 32, 32, generator=gen)
+
+    def noise(shape, white):
+        coarse = torch.nn.functional.avg_pool2d(torch.randn(shape, generator=gen).flatten(0, -4), 5, 1, 2)
+        return 0.2 * coarse.view(shape) + white * 0.05 * torch.randn(shape, generator=gen)
+
+    return mu + noise((K, *mu.shape), fine_detail), mu + noise(mu.shape, 1.0)
+
+
+def band_calibration_of(fine_detail: float):
+    metrics = CalibrationMetrics()
+    draws, truth = textured_draws_and_truth(fine_detail)
+    metrics.update(draws, truth)
+    return metrics, metrics.result()
+
+
+def test_a_calibrated_sampler_is_calibrated_at_every_spatial_frequency():
+    _, cal = band_calibration_of(1.0)
+    assert len(cal.band_spread_skill) == FREQUENCY_BANDS and cal.band_frequencies[1] == pytest.approx(1 / 16)
+    assert np.abs(cal.band_spread_skill - 1).max() < 0.12
+
+
+def test_draws_without_fine_detail_are_under_dispersed_at_high_frequencies_only():
+    metrics, cal = band_calibration_of(0.2)
+    assert np.abs(cal.band_spread_skill[:2] - 1).max() < 0.12  # the coarse structure varies as it should
+    assert np.all(cal.band_spread_skill[-3:] > 3)  # the blur leaves the fine detail to the white part
+    # Parseval: the bands' errors and spreads add up to the per-pixel ones
+    total = metrics.band_errors.sum() / ((1 + 1 / K) * metrics.band_variances.sum())
+    assert float(total) == pytest.approx(cal.spread_skill, rel=1e-6)
+
+
+def test_frequency_bands_of_small_and_odd_images():
+    bands = frequency_bands(5, 7)
+    assert bands.shape == (5, 7) and bands[0, 0] == 0 and bands.max() == FREQUENCY_BANDS - 1
+    present = frequency_bands(8, 8).unique().tolist()  # 8x8 images: a DFT coefficient per 1/8 cycle per pixel
+    assert 1 not in present and len(present) < FREQUENCY_BANDS
+    cal = calibration_of(1.0)
+    assert np.isnan(cal.band_spread_skill).tolist() == [b not in present for b in range(FREQUENCY_BANDS)]
+    assert cal.to_dict()["band_spread_skill"][1] is None

@@ -42,7 +42,8 @@ def plot_training_curves(history: list[dict], steps: list[dict], path: Path) -> 
         ax.plot(x, elbo, color="0.8", linewidth=0.5, label="per step")
         ax.plot(x, smooth(elbo, 200), color="C0", label="smoothed (200 steps)")
         low, high = np.percentile(elbo, [2, 100])
-        ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+        if high > low:  # a run of one step (or one loss) leaves matplotlib's own limits
+            ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
         twin = ax.twinx()
         twin.plot(x, [s["beta"] for s in steps], color="C3", label="β")
         twin.set_ylabel("β", color="C3")

@@ -20,7 +20,13 @@ from pyro_sr.data.datasets import PairedImages, to_float
 from pyro_sr.diagnostics.fit import ActiveUnits, VariationalFit, active_units, variational_fit
 from pyro_sr.diagnostics.plots import plot_group_kl, plot_training_curves, plot_variational_fit
 from pyro_sr.diagnostics.predictive import predictive_draws
-from pyro_sr.evaluation.calibration import Calibration, CalibrationMetrics, format_calibration_table, plot_calibration
+from pyro_sr.evaluation.calibration import (
+    BAND_TEXT,
+    Calibration,
+    CalibrationMetrics,
+    format_calibration_table,
+    plot_calibration,
+)
 from pyro_sr.evaluation.importance import (
     MIN_DRAWS_FOR_K,
     PARETO_K_BAD,
@@ -103,8 +109,15 @@ def _inference_data(steps, fit: VariationalFit, draws, lr, hr, dims: int, calibr
         {
             **{f"{kind}_rank_share": (("rank",), c.rank_shares) for kind, c in calibrations.items()},
             **{f"{kind}_spread_skill": c.spread_skill for kind, c in calibrations.items()},
+            **{f"{kind}_band_spread_skill": (("band",), c.band_spread_skill) for kind, c in calibrations.items()},
         },
-        attrs={"images": cal.images, "draws_per_image": cal.num_samples, "rank": "draws below the true pixel"},
+        coords={"band": cal.band_frequencies},
+        attrs={
+            "images": cal.images,
+            "draws_per_image": cal.num_samples,
+            "rank": "draws below the true pixel",
+            "band": "lower edge of the radial spatial frequency band, cycles per pixel",
+        },
     )
     idata.add_groups({"importance_weights": weights, "calibration": calibration})
     return idata
@@ -246,7 +259,8 @@ def calibration_section(calibrations: dict[str, Calibration], sampling: Sampling
         f"{cal.num_samples}-draw sampler (not against nominal levels, which it misses too). Spread-skill ratio: "
         "MSE(mean of K) / ((1 + 1/K) · mean unbiased variance); 1 is calibrated, above 1 the draws are too sure "
         "(under-dispersed). Interval i runs from the i-th smallest to the i-th largest draw. Quintiles: pixels "
-        "binned by the variance of half the draws, the ratio taken from the other half. Both rows are the fitted "
+        "binned by the variance of half the draws, the ratio taken from the other half. By spatial frequency: the "
+        f"same ratio in each band of the images' 2-D Fourier transform ({BAND_TEXT}). Both rows are the fitted "
         f"model at temperature 1, the model the ELBO scores; `sample` and `upscale` draw as the weights say ({own}"
         f"{fitted}), and `pyro-sr evaluate` reports the calibration of those draws.",
         "",

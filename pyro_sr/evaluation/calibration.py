@@ -14,6 +14,11 @@ with the same number K of draws would show (not against nominal levels, which a 
   and scored on the same draws, a calibrated 8-draw sampler shows a ratio of 1.8 in its lowest quintile and 0.7
   in its highest (pixels whose variance came out low by chance land in the low bins), which would read as a
   miscalibration that is not there.
+- The spread-skill ratio by spatial frequency: the same ratio for each band of the images' 2-D Fourier
+  transform (radial frequency in cycles per pixel, bands 1/16 wide; the last one also takes the corners above
+  1/2). The transform is linear, so a calibrated sampler scores 1 in every band; and by Parseval's theorem the
+  bands' errors and spreads add up to the per-pixel ones. A sampler can be calibrated overall while its draws vary
+  too little in coarse structure and too much in fine detail, or the other way round, which only this shows.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ import torch
 from pyro_sr.predict.figures import pyplot, save_figure
 
 QUANTILE_BINS = 5
+FREQUENCY_BANDS = 8  # radial frequency bands of width 1/16 cycle per pixel, the last one open above
+BAND_WIDTH = 1 / 16
+BAND_TEXT = (
+    "radial frequency in bands 1/16 cycle per pixel wide, coarse first, the last one above 7/16; the bands' errors "
+    "and spreads add up to the per-pixel ones"
+)
 
 
 @dataclass
@@ -39,6 +50,13 @@ class Calibration:
     rank_counts: np.ndarray  # (K + 1,) pixels with j draws below the truth
     bin_std: np.ndarray  # (bins,) root mean predicted variance in each quantile bin of it, low to high
     bin_spread_skill: np.ndarray  # (bins,) from the draws the bins were not made from; empty for K < 4
+    band_spread_skill: np.ndarray  # (FREQUENCY_BANDS,) by radial spatial frequency, coarse first; NaN: no image
+    # was large enough to have a coefficient in the band (sides under 16 pixels)
+
+    @property
+    def band_frequencies(self) -> np.ndarray:
+        """Lower edge of each frequency band, in cycles per pixel."""
+        return np.arange(FREQUENCY_BANDS) * BAND_WIDTH
 
     @property
     def flat_level(self) -> float:
@@ -79,6 +97,8 @@ class Calibration:
             "coverage": self.coverage.tolist(),
             "bin_std": self.bin_std.tolist(),
             "bin_spread_skill": self.bin_spread_skill.tolist(),
+            "band_frequencies": self.band_frequencies.tolist(),
+            "band_spread_skill": [None if np.isnan(r) else r for r in self.band_spread_skill.tolist()],
         }
 
 
@@ -96,6 +116,9 @@ class CalibrationMetrics:
         self.squared_errors: list[torch.Tensor] = []
         self.binning_variances: list[torch.Tensor] = []  # of the first half of the draws
         self.held_out: list[tuple[torch.Tensor, torch.Tensor]] = []  # (variance, squared error) of the second
+        self.band_errors = torch.zeros(FREQUENCY_BANDS, dtype=torch.float64)  # Fourier power of the mean's error
+        self.band_variances = torch.zeros(FREQUENCY_BANDS, dtype=torch.float64)  # unbiased, across the draws
+        self.band_coefficients = torch.zeros(FREQUENCY_BANDS, dtype=torch.long)  # small images leave bands empty
 
     @torch.no_grad()
     def update(self, draws: torch.Tensor, truth: torch.Tensor) -> None:
@@ -114,11 +137,22 @@ class CalibrationMetrics:
             first, second = draws[: k // 2], draws[k // 2 :]
             self.binning_variances.append(first.var(0, correction=1).flatten())
             self.held_out.append((second.var(0, correction=1).flatten(), ((second.mean(0) - truth) ** 2).flatten()))
+        self._update_bands(draws, truth)
         below = (draws < truth).sum(0)
         ties = (draws == truth).sum(0)
         rank = below + (torch.rand(ties.shape, generator=self.generator) * (ties + 1)).long().clamp_max(ties)
         counts = torch.bincount(rank.flatten(), minlength=k + 1)
         self.rank_counts = counts if self.rank_counts is None else self.rank_counts + counts
+
+    def _update_bands(self, draws: torch.Tensor, truth: torch.Tensor) -> None:
+        spectra = torch.fft.fft2(draws.double())
+        mean = spectra.mean(0)
+        variance = (spectra - mean).abs().square().sum(0) / (len(draws) - 1)
+        error = (mean - torch.fft.fft2(truth.double())).abs().square()
+        band = frequency_bands(*truth.shape[-2:]).flatten()
+        self.band_coefficients += torch.bincount(band, minlength=FREQUENCY_BANDS)
+        for total, power in ((self.band_errors, error), (self.band_variances, variance)):
+            total += torch.bincount(band, weights=power.flatten(0, -3).sum(0).flatten(), minlength=FREQUENCY_BANDS)
 
     def result(self) -> Calibration:
         if self.num_samples is None:
@@ -135,6 +169,7 @@ class CalibrationMetrics:
             held_k = k - k // 2
             bin_std = np.array([np.sqrt(held_variance[b].mean()) for b in bins])
             bin_ratio = np.array([spread_skill(held_errors[b], held_variance[b], held_k) for b in bins])
+        bands = zip(self.band_errors.numpy(), self.band_variances.numpy(), self.band_coefficients.numpy(), strict=True)
         return Calibration(
             images=self.images,
             num_samples=k,
@@ -142,13 +177,22 @@ class CalibrationMetrics:
             rank_counts=self.rank_counts.numpy().astype(np.int64),
             bin_std=bin_std,
             bin_spread_skill=bin_ratio,
+            band_spread_skill=np.array([spread_skill(e, v, k) if n else np.nan for e, v, n in bands]),
         )
 
 
-def spread_skill(squared_errors: np.ndarray, variances: np.ndarray, k: int) -> float:
+def frequency_bands(height: int, width: int) -> torch.Tensor:
+    """(height, width) band index of each coefficient of a 2-D DFT: its radial frequency in cycles per pixel over
+    ``BAND_WIDTH``, the highest band taking everything above."""
+    fy, fx = torch.fft.fftfreq(height, dtype=torch.float64), torch.fft.fftfreq(width, dtype=torch.float64)
+    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    return (radius / BAND_WIDTH).floor().long().clamp_max(FREQUENCY_BANDS - 1)
+
+
+def spread_skill(squared_errors: np.ndarray | float, variances: np.ndarray | float, k: int) -> float:
     """MSE of the mean of ``k`` draws over (1 + 1/k) times their mean unbiased variance (1: calibrated)."""
-    spread = (1 + 1 / k) * variances.mean()
-    return float(squared_errors.mean() / spread) if spread > 0 else float("inf")
+    spread = (1 + 1 / k) * np.mean(variances)
+    return float(np.mean(squared_errors) / spread) if spread > 0 else float("inf")
 
 
 def format_calibration_table(calibrations: dict[str, Calibration]) -> str:
@@ -159,25 +203,27 @@ def format_calibration_table(calibrations: dict[str, Calibration]) -> str:
         f"| draws | images | K | spread-skill ratio | truth outside all draws (calibrated {2 * cal.flat_level:.1%}) "
         f"| inside widest interval (calibrated {cal.reference_levels[widest]:.1%}) "
         f"| inside interval {middle + 1} (calibrated {cal.reference_levels[middle]:.1%}) "
-        "| ratio by quintile, surest first |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| ratio by quintile, surest first | ratio by spatial frequency, coarse first |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for name, c in calibrations.items():
         if c.num_samples != cal.num_samples:
             raise ValueError("one calibration table compares samplers with the same number of draws")
         quintiles = ", ".join(f"{r:.2f}" for r in c.bin_spread_skill) or "-"
+        bands = ", ".join("-" if np.isnan(r) else f"{r:.2f}" for r in c.band_spread_skill)
         lines.append(
             f"| {name} | {c.images} | {c.num_samples} | {c.spread_skill:.2f} | {c.outside_share:.1%} "
-            f"| {c.coverage[widest]:.1%} | {c.coverage[middle]:.1%} | {quintiles} |"
+            f"| {c.coverage[widest]:.1%} | {c.coverage[middle]:.1%} | {quintiles} | {bands} |"
         )
     return "\n".join(lines)
 
 
 def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> None:
-    """Three panels for one or more samplers: the rank histogram with its flat level, the coverage of central
-    intervals against a calibrated K-draw sampler's, and the spread-skill ratio by quintile of predicted std."""
+    """Four panels for one or more samplers: the rank histogram with its flat level, the coverage of central
+    intervals against a calibrated K-draw sampler's, and the spread-skill ratio by quintile of predicted std and
+    by spatial frequency."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(18.5, 3.8))
     width = 0.8 / max(len(calibrations), 1)
     for n, (name, cal) in enumerate(calibrations.items()):
         ranks = np.arange(cal.num_samples + 1)
@@ -187,6 +233,7 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
         axes[1].plot(cal.reference_levels, cal.coverage, "o-", markersize=3, label=name)
         if len(cal.bin_std):
             axes[2].plot(cal.bin_std, cal.bin_spread_skill, "o-", label=f"{name}: all pixels {cal.spread_skill:.2f}")
+        axes[3].plot(cal.band_frequencies + BAND_WIDTH / 2, cal.band_spread_skill, "o-", label=name)
     axes[0].set(title="rank of the true pixel among K draws", xlabel="draws below the truth", ylabel="share of pixels")
     axes[0].legend(fontsize=7, title="dashed: calibrated (flat)", title_fontsize=7, loc="lower center")
     axes[1].plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
@@ -206,4 +253,11 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
         xscale="log",
     )
     axes[2].legend(fontsize=8)
+    axes[3].axhline(1.0, color="0.6", linestyle="--", label="calibrated")
+    axes[3].set(
+        title="spread-skill ratio by spatial frequency",
+        xlabel="radial frequency (cycles per pixel; last band: above 7/16)",
+        ylabel="MSE(mean) / ((1 + 1/K) variance)",
+    )
+    axes[3].legend(fontsize=8)
     save_figure(fig, path)
