@@ -439,13 +439,44 @@ def test_growing_refuses_weights_of_another_architecture():
         HVAEConfig(output_blocks=-1)
 
 
+def test_a_shuffle_trained_hvae_converts_to_bilinear_steps_by_its_mean_sub_pixel_kernel(pairs):
+    """PixelShuffle reads channel 4c + k as channel c at sub-pixel k: with the four sub-kernels of each channel tied,
+    a shuffle step is the coarse conv's output repeated over each 2x2 block, and its conv is what the converted
+    (bilinear resize, then conv) step starts from; everything else loads unchanged."""
+    trained = _perturbed(seeded_hvae())
+    conv = trained.upsample[0][0]
+    with torch.no_grad():
+        for tensor in (conv.weight, conv.bias):
+            tensor.copy_(
+                tensor.unflatten(0, (-1, 4)).mean(1, keepdim=True).expand_as(tensor.unflatten(0, (-1, 4))).flatten(0, 1)
+            )
+    state = torch.randn(2, conv.in_channels, 3, 5)
+    blocks = trained.upsample[0](state)
+    torch.testing.assert_close(blocks, blocks[..., ::2, ::2].repeat_interleave(2, -2).repeat_interleave(2, -1))
+    resized = seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "upsample": "bilinear"}), seed=1)
+    load_grown(resized, trained.state_dict())
+    for r, step in enumerate(resized.upsample):
+        assert isinstance(step[0], torch.nn.Upsample)
+        torch.testing.assert_close(step[1].weight, trained.upsample[r][0].weight.unflatten(0, (-1, 4)).mean(1))
+    kept = {k: v for k, v in trained.state_dict().items() if not k.startswith("upsample.")}
+    assert all(torch.equal(resized.state_dict()[k], v) for k, v in kept.items())
+    lr, hr = pairs[1].lr[:2], pairs[1].hr[:2].float() / 255
+    model_trace, guide_trace = traces(resized, lr, hr)
+    assert model_trace.nodes["hr"]["fn"].event_shape == hr.shape[1:]
+    assert torch.isfinite(model_trace.log_prob_sum() - guide_trace.log_prob_sum())
+    with pytest.raises(ValueError, match="unknown upsample 'nearest'"):
+        HVAEConfig(upsample="nearest")
+
+
 def test_cli_init_grows_a_trained_hvae_and_refuses_what_it_cannot(tmp_path, capsys):
     run, grown = tmp_path / "run", tmp_path / "grown"
     fit = ["fit", "hvae", "--data", "sample", "--epochs", "1", "--quiet"]
     assert main([*fit, "--channels", "16", "--lr-blocks", "1", "--latent-channels", "2", "--out", str(run)]) == 0
-    assert main([*fit, "--init", str(run), "--output-blocks", "2", "--kl", "constant", "--out", str(grown)]) == 0
+    grow = ["--init", str(run), "--output-blocks", "2", "--upsample", "bilinear", "--kl", "constant"]
+    assert main([*fit, *grow, "--out", str(grown)]) == 0
+    config = load_checkpoint(grown / "checkpoint.pt")["model_config"]
+    assert config["output_blocks"] == 2 and config["upsample"] == "bilinear" and config["channels"] == 16
     checkpoint = load_checkpoint(grown / "checkpoint.pt")
-    assert checkpoint["model_config"]["output_blocks"] == 2 and checkpoint["model_config"]["channels"] == 16
     assert checkpoint["meta"]["init"]["model"] == str(run)
     diagnose = ["diagnose", "--model", str(grown), "--data", "sample", "--images", "4", "--iw-samples", "1"]
     assert main([*diagnose, "--ppc-samples", "2", "--out", str(tmp_path / "report")]) == 0
@@ -453,7 +484,8 @@ def test_cli_init_grows_a_trained_hvae_and_refuses_what_it_cannot(tmp_path, caps
     assert "| 2 | 2 | 1.000 |" in summary and "Epochs 1-1 are those of the run(s) this model was started" in summary
     capsys.readouterr()
     for extra, message in [
-        (["--init", str(run), "--channels", "32"], "only --output-blocks may change it (--channels)"),
+        (["--init", str(run), "--channels", "32"], "only --output-blocks and --upsample may change it (--channels)"),
+        (["--init", str(grown), "--upsample", "shuffle"], "--upsample shuffle cannot convert"),
         (["--init", str(run), "--base", "cnn"], "(--base)"),
         (["--init", str(grown), "--output-blocks", "1"], "--output-blocks 1 would shrink"),
         (["--init", "cnn"], "--init must be a trained hvae, but cnn is a cnn"),

@@ -24,7 +24,7 @@ from pyro_sr.data.augment import AUGMENTATION_HELP, AUGMENTATIONS, augmentations
 from pyro_sr.data.datasets import load_cifar10_labeled, train_val_split
 from pyro_sr.models.cnn import CNN_ARCHS, CNNConfig
 from pyro_sr.models.cvae import CVAE_PRESETS, ConditionalVAE
-from pyro_sr.models.hvae import HierarchicalVAE, HVAEConfig, load_grown
+from pyro_sr.models.hvae import UPSAMPLE_MODES, HierarchicalVAE, HVAEConfig, load_grown
 from pyro_sr.models.judge import JudgeConfig
 from pyro_sr.models.likelihoods import DEFAULT_MIXTURES, LIKELIHOODS
 from pyro_sr.training.annealing import SCHEDULES
@@ -203,6 +203,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         f"(default: {HVAEConfig.output_blocks})",
     )
     hvae.add_argument(
+        "--upsample",
+        choices=UPSAMPLE_MODES,
+        help="how the top-down path doubles its grid: shuffle (conv, pixel shuffle) or bilinear (resize, conv); "
+        f"with --init, bilinear converts a shuffle-trained VAE (default: {HVAEConfig.upsample})",
+    )
+    hvae.add_argument(
         "--group-kl-weights",
         type=nonnegative,
         nargs="+",
@@ -220,7 +226,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         metavar="MODEL",
         help="start from this trained HVAE's weights (bundled name, checkpoint file or run folder; its architecture "
         "and base), with a fresh optimizer and schedule: fine-tuning, or a warm restart; more --output-blocks "
-        "grows it with identity blocks (same function at the start)",
+        "grows it with identity blocks (same function at the start), --upsample bilinear resizes its 2x steps",
     )
     hvae.set_defaults(func=run_fit_hvae)
 
@@ -352,7 +358,7 @@ def run_fit_vae(args: argparse.Namespace) -> int:
     return _fit_svi(args, lambda: ConditionalVAE(config))
 
 
-# the architecture flags of fit hvae that --init fixes (the trained VAE's), all but --output-blocks
+# the architecture flags of fit hvae that --init fixes (the trained VAE's), all but --output-blocks and --upsample
 HVAE_LAYOUT = (
     "channels",
     "lr_blocks",
@@ -369,7 +375,7 @@ def run_fit_hvae(args: argparse.Namespace) -> int:
         return _grow_hvae(args)
     config = HVAEConfig(
         scale=args.scale,
-        **_given(args, *HVAE_LAYOUT, "output_blocks"),
+        **_given(args, *HVAE_LAYOUT, "output_blocks", "upsample"),
     )
     if args.base is None:
         return _fit_svi(args, lambda: HierarchicalVAE(config))
@@ -378,18 +384,23 @@ def run_fit_hvae(args: argparse.Namespace) -> int:
 
 
 def _grow_hvae(args: argparse.Namespace) -> int:
-    """``fit hvae --init``: the trained HVAE's architecture and weights, grown by more ``--output-blocks``."""
+    """``fit hvae --init``: the trained HVAE's architecture and weights, grown by more ``--output-blocks`` or
+    with its 2x steps resized (``--upsample bilinear``)."""
     fixed = _given(args, *HVAE_LAYOUT, "base")
     if fixed:
         flag = "--" + next(iter(fixed)).replace("_", "-")
-        raise ValueError(f"--init takes the architecture of {args.init}; only --output-blocks may change it ({flag})")
+        raise ValueError(
+            f"--init takes the architecture of {args.init}; only --output-blocks and --upsample may change it ({flag})"
+        )
     init = load_trained(args.init, "--init", degradation(args), "hvae")
     trained = init.model.config
-    config = replace(trained, **_given(args, "output_blocks"))
+    config = replace(trained, **_given(args, "output_blocks", "upsample"))
     if config.output_blocks < trained.output_blocks:
         raise ValueError(
             f"--output-blocks {config.output_blocks} would shrink {args.init} ({trained.output_blocks} output blocks)"
         )
+    if (trained.upsample, config.upsample) == ("bilinear", "shuffle"):
+        raise ValueError(f"--upsample shuffle cannot convert {args.init}, whose 2x steps resize (bilinear)")
 
     def build() -> HierarchicalVAE:
         vae = HierarchicalVAE(config)

@@ -52,6 +52,8 @@ from pyro_sr.models.kl_weight import kl_weight
 from pyro_sr.models.likelihoods import DEFAULT_MIXTURES, PerChannelNormal, build_likelihood, check_likelihood
 from pyro_sr.models.registration import register
 
+UPSAMPLE_MODES = ("shuffle", "bilinear")
+
 
 @dataclass(frozen=True)
 class HVAEConfig:
@@ -68,10 +70,13 @@ class HVAEConfig:
     base: dict | None = None  # CNNConfig (as a dict) of the frozen CNN the output refines; None: bicubic
     likelihood: str = "normal"  # normal | normal-pixel | dmol: see pyro_sr.models.likelihoods
     mixtures: int = DEFAULT_MIXTURES  # dmol: logistic components per pixel
+    upsample: str = "shuffle"  # how the top-down state doubles its grid: see Upsample2x
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
         check_likelihood(self.likelihood, self.mixtures)
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"unknown upsample {self.upsample!r}; choose one of {', '.join(UPSAMPLE_MODES)}")
         resolutions = int(math.log2(self.scale)) + 1
         groups = (2,) + (1,) * (resolutions - 1) if self.groups_per_scale is None else tuple(self.groups_per_scale)
         object.__setattr__(self, "groups_per_scale", groups)
@@ -154,10 +159,18 @@ class OutputStage(nn.Module):
 
 
 class Upsample2x(nn.Sequential):
-    """conv -> PixelShuffle(2): doubles the resolution of the top-down state and sets its new width."""
+    """Doubles the resolution of the top-down state and sets its new width. ``shuffle``: conv -> PixelShuffle(2),
+    so the four pixels of each 2x2 block come from four separate kernels, and a latent on the coarse grid moves
+    them on a 2-pixel grid. ``bilinear``: bilinear resize -> conv on the fine grid (resize-convolution), which
+    has no such grid."""
 
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(conv3x3(in_channels, 4 * out_channels), nn.PixelShuffle(2))
+    def __init__(self, in_channels: int, out_channels: int, mode: str = "shuffle"):
+        if mode == "shuffle":
+            super().__init__(conv3x3(in_channels, 4 * out_channels), nn.PixelShuffle(2))
+        else:
+            super().__init__(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv3x3(in_channels, out_channels)
+            )
 
 
 class Downsample2x(nn.Sequential):
@@ -201,7 +214,9 @@ class HierarchicalVAE(nn.Module):
             )
             for r in range(resolutions)
         )
-        self.upsample = nn.ModuleList(Upsample2x(widths[r], widths[r + 1]) for r in range(resolutions - 1))
+        self.upsample = nn.ModuleList(
+            Upsample2x(widths[r], widths[r + 1], config.upsample) for r in range(resolutions - 1)
+        )
         self.output_stage = None if config.output_blocks == 0 else OutputStage(widths[-1], config.output_blocks, depth)
         self.output = conv3x3(widths[-1], 3)
         with torch.no_grad():
@@ -401,11 +416,14 @@ class HierarchicalVAE(nn.Module):
 
 
 def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
-    """Load a trained HVAE of the same architecture but fewer ``output_blocks`` into ``vae``, so that both compute
-    the same function: the trained blocks keep their places, each new block starts as the identity (its last conv
-    zeroed, its first keeping ``vae``'s initialisation so that it learns once the last conv moves) and a new
-    stage's base reader keeps its zero initialisation. A warm restart then adds capacity without discarding the
-    compute that trained the smaller VAE."""
+    """Load a trained HVAE of the same architecture but fewer ``output_blocks``, or with pixel-shuffle 2x steps
+    where ``vae`` resizes (``upsample``), into ``vae``, so that a warm restart adds capacity or changes the 2x steps
+    without discarding the compute that trained the smaller VAE. New output blocks keep the function the same:
+    each starts as the identity (its last conv zeroed, its first keeping ``vae``'s initialisation so that it
+    learns once the last conv moves) and a new stage's base reader keeps its zero initialisation. A shuffle step
+    becomes a resize step only approximately: its conv takes the mean of the four sub-pixel kernels, which is the
+    shuffle step with the four pixels of each block tied, read through a bilinear resize instead."""
+    weights = _resized_upsampling(vae, weights)
     state = vae.state_dict()
     unknown = sorted(weights.keys() - state.keys())
     if unknown:
@@ -421,3 +439,18 @@ def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
             state[key] = torch.zeros_like(state[key])
     state.update(weights)
     vae.load_state_dict(state)
+
+
+def _resized_upsampling(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` with each pixel-shuffle conv (``upsample.<r>.0``) made the conv of ``vae``'s resize step
+    (``upsample.<r>.1``): the mean of its four sub-pixel kernels (PixelShuffle reads channel 4c + k as output
+    channel c at sub-pixel k)."""
+    if vae.config.upsample == "shuffle":
+        return weights
+    converted = dict(weights)
+    for r in range(len(vae.upsample)):
+        for part in ("weight", "bias"):
+            value = converted.pop(f"upsample.{r}.0.{part}", None)
+            if value is not None:
+                converted[f"upsample.{r}.1.{part}"] = value.unflatten(0, (-1, 4)).mean(1)
+    return converted
