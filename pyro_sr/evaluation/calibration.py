@@ -223,7 +223,8 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
     intervals against a calibrated K-draw sampler's, and the spread-skill ratio by quintile of predicted std and
     by spatial frequency."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(18.5, 3.8))
+    fig, grid = plt.subplots(2, 2, figsize=(13, 8.5))
+    axes = grid.flatten()
     width = 0.8 / max(len(calibrations), 1)
     for n, (name, cal) in enumerate(calibrations.items()):
         ranks = np.arange(cal.num_samples + 1)
@@ -244,7 +245,7 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
         xlim=(0, 1),
         ylim=(0, 1),
     )
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=7)
     axes[2].axhline(1.0, color="0.6", linestyle="--", label="calibrated")
     axes[2].set(
         title="spread-skill ratio by quintile of predicted std",
@@ -252,12 +253,12 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
         ylabel="MSE(mean) / ((1 + 1/K) variance)",
         xscale="log",
     )
-    axes[2].legend(fontsize=8)
+    axes[2].legend(fontsize=7)
     axes[3].axhline(1.0, color="0.6", linestyle="--", label="calibrated")
     axes[3].set(
         title="spread-skill ratio by spatial frequency",
-        xlabel="radial frequency (cycles per pixel; last band: above 7/16)",
+        xlabel="radial frequency, cycles per pixel (band centres; the last band takes all above 7/16)",
         ylabel="MSE(mean) / ((1 + 1/K) variance)",
     )
-    axes[3].legend(fontsize=8)
+    axes[3].legend(fontsize=7)
     save_figure(fig, path)
