@@ -25,7 +25,7 @@ def _cnn(config=SMALL_CNN):
     return cnn
 
 
-def _hvae(likelihood="normal", output_blocks=0):
+def _hvae(likelihood="normal", output_blocks=0, upsample="shuffle"):
     pyro.set_rng_seed(0)
     config = HVAEConfig(
         channels=8,
@@ -35,6 +35,7 @@ def _hvae(likelihood="normal", output_blocks=0):
         likelihood=likelihood,
         mixtures=2,
         output_blocks=output_blocks,
+        upsample=upsample,
     )
     vae = HierarchicalVAE.refining(_cnn(), config).eval()
     with torch.no_grad():
@@ -59,9 +60,9 @@ def test_a_cnns_receptive_radius_bounds_what_its_output_depends_on(config):
 
 
 # 16 output blocks reach 24 LR pixels, past the 23 that the same VAE without them is bounded by
-@pytest.mark.parametrize("output_blocks", [0, 16])
-def test_an_hvaes_receptive_radius_bounds_what_a_sample_depends_on(output_blocks):
-    vae = _hvae(output_blocks=output_blocks)
+@pytest.mark.parametrize("output_blocks,upsample", [(0, "shuffle"), (16, "shuffle"), (0, "bilinear")])
+def test_an_hvaes_receptive_radius_bounds_what_a_sample_depends_on(output_blocks, upsample):
+    vae = _hvae(output_blocks=output_blocks, upsample=upsample)
     noise = LatentNoise(vae.latent_grids, 1, 1, seed=3).crop((0, 61), (0, 61))
 
     def sample(lr):
@@ -88,9 +89,12 @@ def test_noise_crops_are_the_same_numbers_whichever_window_asks():
     assert abs(float(samples.mean())) < 0.01 and abs(float(samples.std()) - 1) < 0.01
 
 
-@pytest.mark.parametrize("likelihood,output_blocks", [("normal", 0), ("dmol", 0), ("dmol", 2)])
-def test_a_tiled_sample_equals_the_whole_image_pass_with_the_same_noise(likelihood, output_blocks):
-    vae = _hvae(likelihood, output_blocks)
+@pytest.mark.parametrize(
+    "likelihood,output_blocks,upsample",
+    [("normal", 0, "shuffle"), ("dmol", 0, "shuffle"), ("dmol", 2, "shuffle"), ("dmol", 2, "bilinear")],
+)
+def test_a_tiled_sample_equals_the_whole_image_pass_with_the_same_noise(likelihood, output_blocks, upsample):
+    vae = _hvae(likelihood, output_blocks, upsample)
     lr = torch.rand(2, 3, 22, 27)  # 4 x 5 tiles of 6 LR pixels
     sampler = NoiseFieldSampler(vae, num_samples=2, sampling=Sampling((1.0, 0.5, 0.0, 0.8)), seed=11)
     whole = sampler(lr).clamp(0, 1)

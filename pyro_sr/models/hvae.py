@@ -252,9 +252,10 @@ class HierarchicalVAE(nn.Module):
         """LR pixels of context a sample's pixel depends on through the model (prior path), rounded up: the base,
         or the LR encoder, each group's prior head, injection and blocks, each 2x step, the output stage (whose
         first conv also reads the base) and the output heads, every layer counted as a whole LR pixel whatever its
-        grid (see ``models.contract``)."""
+        grid (see ``models.contract``; a bilinear 2x step is two layers: its resize reads a neighbour too)."""
         c = self.config
-        path = 1 + 2 * c.lr_blocks + c.num_groups * (2 + 2 * c.blocks_per_group) + len(c.groups_per_scale) - 1
+        steps = (len(c.groups_per_scale) - 1) * (2 if c.upsample == "bilinear" else 1)
+        path = 1 + 2 * c.lr_blocks + c.num_groups * (2 + 2 * c.blocks_per_group) + steps
         base = 2 if self.base_cnn is None else self.base_cnn.receptive_radius
         if c.output_blocks:
             path = max(path, base) + 1 + 2 * c.output_blocks
