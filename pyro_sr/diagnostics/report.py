@@ -233,8 +233,8 @@ def _summary(
         "",
         "All numbers are in `diagnostics.nc` (`arviz.from_netcdf`): the per-step ELBO and β as `sample_stats`, "
         "posterior-predictive draws and the observed HR images, and the per-image log importance weights, IWAE "
-        "bounds and k̂ in the `importance_weights` group, the rank histograms and spread-skill ratios of the "
-        "calibration in the `calibration` group.",
+        "bounds and k̂ in the `importance_weights` group, the rank histograms and spread-skill ratios (overall and "
+        "by frequency band) of the calibration in the `calibration` group.",
     ]
     return "\n".join(lines) + "\n"
 
