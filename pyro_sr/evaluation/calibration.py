@@ -259,6 +259,7 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
         title="spread-skill ratio by spatial frequency",
         xlabel="radial frequency, cycles per pixel (band centres; the last band takes all above 7/16)",
         ylabel="MSE(mean) / ((1 + 1/K) variance)",
+        yscale="log",  # a band can be many times too sure where another is calibrated
     )
     axes[3].legend(fontsize=7)
     save_figure(fig, path)
