@@ -261,5 +261,9 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
         ylabel="MSE(mean) / ((1 + 1/K) variance)",
         yscale="log",  # a band can be many times too sure where another is calibrated
     )
+    ticker = plt.matplotlib.ticker  # plain numbers at 1, 2 and 5 times a power of ten
+    axes[3].yaxis.set_minor_locator(ticker.LogLocator(subs=(2.0, 5.0)))
+    for formatter in (axes[3].yaxis.set_major_formatter, axes[3].yaxis.set_minor_formatter):
+        formatter(ticker.FormatStrFormatter("%g"))
     axes[3].legend(fontsize=7)
     save_figure(fig, path)
