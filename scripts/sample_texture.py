@@ -80,6 +80,15 @@ def main() -> int:
         print(f"sample_texture.py: {args.model} is deterministic; it has no samples to look at", file=sys.stderr)
         return 1
     pairs = load_pairs("cifar10", "val", model.degradation, args.data_dir)
+    if min(args.images, args.fit_images) < 1 or args.images + args.fit_images > len(pairs):
+        print(
+            f"sample_texture.py: --images and --fit-images must be >= 1 and add up to at most {len(pairs)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.num_samples < 2:
+        print("sample_texture.py: --num-samples must be at least 2", file=sys.stderr)
+        return 2
     scored = pairs.subset(torch.arange(args.images))
     fit = pairs.subset(torch.arange(args.images, args.images + args.fit_images))
     pyro.set_rng_seed(args.seed)
