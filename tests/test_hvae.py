@@ -2,6 +2,7 @@ import numpy as np
 import pyro
 import pytest
 import torch
+from helpers import perturbed
 from PIL import Image
 from pyro import poutine
 from pyro.infer import Predictive, Trace_ELBO, TraceMeanField_ELBO
@@ -401,18 +402,10 @@ def test_a_walk_is_not_reused_for_other_latents_or_changed_weights(pairs):
     assert prior_samples.shape == (2, *hr.shape) and not torch.equal(prior_samples[0], prior_samples[1])
 
 
-def _perturbed(vae):
-    """``vae`` with every weight moved, so that zero-initialised heads do not hide a difference."""
-    with torch.no_grad():
-        for p in vae.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return vae
-
-
 def test_an_output_stage_grows_a_trained_hvae_into_the_same_function_and_then_learns(tmp_path, pairs):
     train, val = pairs
     lr, hr = val.lr[:4], val.hr[:4].float() / 255
-    trained = _perturbed(seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 1})))
+    trained = perturbed(seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 1})))
     grown = seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 3}), seed=1)
     load_grown(grown, trained.state_dict())
     terms = []
@@ -443,7 +436,7 @@ def test_a_shuffle_trained_hvae_converts_to_bilinear_steps_by_its_mean_sub_pixel
     """PixelShuffle reads channel 4c + k as channel c at sub-pixel k: with the four sub-kernels of each channel tied,
     a shuffle step is the coarse conv's output repeated over each 2x2 block, and its conv is what the converted
     (bilinear resize, then conv) step starts from; everything else loads unchanged."""
-    trained = _perturbed(seeded_hvae())
+    trained = perturbed(seeded_hvae())
     conv = trained.upsample[0][0]
     with torch.no_grad():
         for tensor in (conv.weight, conv.bias):

@@ -4,6 +4,7 @@ draw of the latent noise, so a tiled output or sample equals a whole-image pass 
 import pyro
 import pytest
 import torch
+from helpers import perturbed
 
 from pyro_sr.models.cnn import CNNConfig, build_cnn
 from pyro_sr.models.cvae import ConditionalVAE, CVAEConfig
@@ -18,11 +19,7 @@ SMALL_CNN = CNNConfig(channels=8, blocks=3)
 
 def _cnn(config=SMALL_CNN):
     torch.manual_seed(0)
-    cnn = build_cnn(config).eval()
-    with torch.no_grad():  # residual blocks start near the identity: make them reach as far as they can
-        for p in cnn.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return cnn
+    return perturbed(build_cnn(config).eval())
 
 
 def _hvae(likelihood="normal", output_blocks=0, upsample="shuffle"):
@@ -37,11 +34,7 @@ def _hvae(likelihood="normal", output_blocks=0, upsample="shuffle"):
         output_blocks=output_blocks,
         upsample=upsample,
     )
-    vae = HierarchicalVAE.refining(_cnn(), config).eval()
-    with torch.no_grad():
-        for p in vae.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return vae
+    return perturbed(HierarchicalVAE.refining(_cnn(), config).eval())
 
 
 def _probed_radius(upscale, scale: int, size: int = 41) -> int:
