@@ -467,9 +467,9 @@ def test_cli_init_grows_a_trained_hvae_and_refuses_what_it_cannot(tmp_path, caps
     assert main([*fit, "--channels", "16", "--lr-blocks", "1", "--latent-channels", "2", "--out", str(run)]) == 0
     grow = ["--init", str(run), "--output-blocks", "2", "--upsample", "bilinear", "--kl", "constant"]
     assert main([*fit, *grow, "--out", str(grown)]) == 0
-    config = load_checkpoint(grown / "checkpoint.pt")["model_config"]
-    assert config["output_blocks"] == 2 and config["upsample"] == "bilinear" and config["channels"] == 16
     checkpoint = load_checkpoint(grown / "checkpoint.pt")
+    config = checkpoint["model_config"]
+    assert config["output_blocks"] == 2 and config["upsample"] == "bilinear" and config["channels"] == 16
     assert checkpoint["meta"]["init"]["model"] == str(run)
     diagnose = ["diagnose", "--model", str(grown), "--data", "sample", "--images", "4", "--iw-samples", "1"]
     assert main([*diagnose, "--ppc-samples", "2", "--out", str(tmp_path / "report")]) == 0
