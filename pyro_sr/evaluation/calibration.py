@@ -246,24 +246,27 @@ def plot_calibration(calibrations: dict[str, Calibration], path: str | Path) -> 
         ylim=(0, 1),
     )
     axes[1].legend(fontsize=7)
-    axes[2].axhline(1.0, color="0.6", linestyle="--", label="calibrated")
-    axes[2].set(
-        title="spread-skill ratio by quintile of predicted std",
-        xlabel="predicted std (binned on half the draws)",
-        ylabel="MSE(mean) / ((1 + 1/K) variance)",
+    _ratio_panel(
+        axes[2],
+        "spread-skill ratio by quintile of predicted std",
+        "predicted std (binned on half the draws)",
         xscale="log",
     )
-    axes[2].legend(fontsize=7)
-    axes[3].axhline(1.0, color="0.6", linestyle="--", label="calibrated")
-    axes[3].set(
-        title="spread-skill ratio by spatial frequency",
-        xlabel="radial frequency, cycles per pixel (band centres; the last band takes all above 7/16)",
-        ylabel="MSE(mean) / ((1 + 1/K) variance)",
+    _ratio_panel(
+        axes[3],
+        "spread-skill ratio by spatial frequency",
+        "radial frequency, cycles per pixel (band centres; the last band takes all above 7/16)",
         yscale="log",  # a band can be many times too sure where another is calibrated
     )
     ticker = plt.matplotlib.ticker  # plain numbers at 1, 2 and 5 times a power of ten
     axes[3].yaxis.set_minor_locator(ticker.LogLocator(subs=(2.0, 5.0)))
     for formatter in (axes[3].yaxis.set_major_formatter, axes[3].yaxis.set_minor_formatter):
         formatter(ticker.FormatStrFormatter("%g"))
-    axes[3].legend(fontsize=7)
     save_figure(fig, path)
+
+
+def _ratio_panel(ax, title: str, xlabel: str, **scales: str) -> None:
+    """A panel of spread-skill ratios: the calibrated level, the labels and the legend."""
+    ax.axhline(1.0, color="0.6", linestyle="--", label="calibrated")
+    ax.set(title=title, xlabel=xlabel, ylabel="MSE(mean) / ((1 + 1/K) variance)", **scales)
+    ax.legend(fontsize=7)
