@@ -421,11 +421,39 @@ def test_an_output_stage_grows_a_trained_hvae_into_the_same_function_and_then_le
     assert "blocks.2.conv2.weight" in moved and "read_base.weight" in moved  # the new parts learn
 
 
+@pytest.mark.parametrize("output_blocks", [0, 1])
+def test_new_channels_widen_a_trained_hvae_into_the_same_function_and_then_learn(tmp_path, pairs, output_blocks):
+    """Widths 16, 8, 8 become 32, 16, 8: the LR grid and the first 2x step widen, the HR grid keeps its width."""
+    train, val = pairs
+    lr, hr = val.lr[:4], val.hr[:4].float() / 255
+    narrow = HVAEConfig(**{**TINY.to_dict(), "output_blocks": output_blocks, "likelihood": "dmol", "mixtures": 2})
+    trained = perturbed(seeded_hvae(narrow))
+    wide = seeded_hvae(HVAEConfig(**{**narrow.to_dict(), "channels": 32}), seed=1)
+    load_grown(wide, trained.state_dict())
+    terms = []
+    for vae in (trained, wide):
+        pyro.set_rng_seed(5)
+        terms.append(elbo_terms(vae, lr, hr))
+    torch.testing.assert_close(terms[1], terms[0])
+    for vae in (trained, wide):
+        pyro.set_rng_seed(6)
+        terms.append(sample_super_resolutions(vae, lr, num_samples=2))
+    torch.testing.assert_close(terms[3], terms[2])
+    inject = wide.groups[0][0].inject.weight
+    assert inject.shape[0] == 32 and inject[16:].abs().min() > 0  # new channels are written to, randomly
+    before = wide.state_dict()["groups.0.0.prior_head.weight"].clone()
+    assert torch.equal(before[:, 16:], torch.zeros_like(before[:, 16:]))  # and read by nothing trained, at first
+    fit_vae(wide, SVIConfig(epochs=1, batch_size=16, lr_warmup_steps=0), train, val, tmp_path, progress=False)
+    assert wide.groups[0][0].prior_head.weight[:, 16:].abs().max() > 0  # until they learn
+
+
 def test_growing_refuses_weights_of_another_architecture():
     wider = seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "channels": 32}))
     deeper = seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 2}))
     with pytest.raises(ValueError, match="do not fit this HVAE's architecture"):
         load_grown(seeded_hvae(), wider.state_dict())
+    with pytest.raises(ValueError, match="do not fit this HVAE's architecture"):
+        load_grown(seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "latent_channels": 3})), seeded_hvae().state_dict())
     with pytest.raises(ValueError, match=r"unexpected output_stage\.blocks\.1"):
         load_grown(seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 1})), deeper.state_dict())
     with pytest.raises(ValueError, match="output_blocks must be >= 0"):
@@ -465,11 +493,12 @@ def test_cli_init_grows_a_trained_hvae_and_refuses_what_it_cannot(tmp_path, caps
     run, grown = tmp_path / "run", tmp_path / "grown"
     fit = ["fit", "hvae", "--data", "sample", "--epochs", "1", "--quiet"]
     assert main([*fit, "--channels", "16", "--lr-blocks", "1", "--latent-channels", "2", "--out", str(run)]) == 0
-    grow = ["--init", str(run), "--output-blocks", "2", "--upsample", "bilinear", "--kl", "constant"]
+    grow = ["--init", str(run), "--output-blocks", "2", "--channels", "24", "--upsample", "bilinear"]
+    grow += ["--kl", "constant"]
     assert main([*fit, *grow, "--out", str(grown)]) == 0
     checkpoint = load_checkpoint(grown / "checkpoint.pt")
     config = checkpoint["model_config"]
-    assert config["output_blocks"] == 2 and config["upsample"] == "bilinear" and config["channels"] == 16
+    assert config["output_blocks"] == 2 and config["upsample"] == "bilinear" and config["channels"] == 24
     assert checkpoint["meta"]["init"]["model"] == str(run)
     diagnose = ["diagnose", "--model", str(grown), "--data", "sample", "--images", "4", "--iw-samples", "1"]
     assert main([*diagnose, "--ppc-samples", "2", "--out", str(tmp_path / "report")]) == 0
@@ -477,7 +506,8 @@ def test_cli_init_grows_a_trained_hvae_and_refuses_what_it_cannot(tmp_path, caps
     assert "| 2 | 2 | 1.000 |" in summary and "Epochs 1-1 are those of the run(s) this model was started" in summary
     capsys.readouterr()
     for extra, message in [
-        (["--init", str(run), "--channels", "32"], "only --output-blocks and --upsample may change it (--channels)"),
+        (["--init", str(run), "--lr-blocks", "2"], "only --output-blocks, --channels and --upsample may change it"),
+        (["--init", str(grown), "--channels", "16"], "--channels 16 would shrink"),
         (["--init", str(grown), "--upsample", "shuffle"], "--upsample shuffle cannot convert"),
         (["--init", str(run), "--base", "cnn"], "(--base)"),
         (["--init", str(grown), "--output-blocks", "1"], "--output-blocks 1 would shrink"),

@@ -226,7 +226,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         metavar="MODEL",
         help="start from this trained HVAE's weights (bundled name, checkpoint file or run folder; its architecture "
         "and base), with a fresh optimizer and schedule: fine-tuning, or a warm restart; more --output-blocks "
-        "grows it with identity blocks (same function at the start), --upsample bilinear resizes its 2x steps",
+        "grows it with identity blocks and more --channels widens it with channels nothing reads yet (both: the "
+        "same function at the start), --upsample bilinear resizes its 2x steps",
     )
     hvae.set_defaults(func=run_fit_hvae)
 
@@ -358,9 +359,9 @@ def run_fit_vae(args: argparse.Namespace) -> int:
     return _fit_svi(args, lambda: ConditionalVAE(config))
 
 
-# the architecture flags of fit hvae that --init fixes (the trained VAE's), all but --output-blocks and --upsample
+# the architecture flags of fit hvae that --init fixes (the trained VAE's); --init may grow the rest
+HVAE_GROWABLE = ("channels", "output_blocks", "upsample")
 HVAE_LAYOUT = (
-    "channels",
     "lr_blocks",
     "latent_channels",
     "groups_per_scale",
@@ -375,7 +376,7 @@ def run_fit_hvae(args: argparse.Namespace) -> int:
         return _grow_hvae(args)
     config = HVAEConfig(
         scale=args.scale,
-        **_given(args, *HVAE_LAYOUT, "output_blocks", "upsample"),
+        **_given(args, *HVAE_LAYOUT, *HVAE_GROWABLE),
     )
     if args.base is None:
         return _fit_svi(args, lambda: HierarchicalVAE(config))
@@ -385,20 +386,23 @@ def run_fit_hvae(args: argparse.Namespace) -> int:
 
 def _grow_hvae(args: argparse.Namespace) -> int:
     """``fit hvae --init``: the trained HVAE's architecture and weights, grown by more ``--output-blocks`` or
-    with its 2x steps resized (``--upsample bilinear``)."""
+    ``--channels``, or with its 2x steps resized (``--upsample bilinear``)."""
     fixed = _given(args, *HVAE_LAYOUT, "base")
     if fixed:
         flag = "--" + next(iter(fixed)).replace("_", "-")
         raise ValueError(
-            f"--init takes the architecture of {args.init}; only --output-blocks and --upsample may change it ({flag})"
+            f"--init takes the architecture of {args.init}; only --output-blocks, --channels and --upsample may "
+            f"change it ({flag})"
         )
     init = load_trained(args.init, "--init", degradation(args), "hvae")
     trained = init.model.config
-    config = replace(trained, **_given(args, "output_blocks", "upsample"))
-    if config.output_blocks < trained.output_blocks:
-        raise ValueError(
-            f"--output-blocks {config.output_blocks} would shrink {args.init} ({trained.output_blocks} output blocks)"
-        )
+    config = replace(trained, **_given(args, *HVAE_GROWABLE))
+    for name in ("output_blocks", "channels"):
+        if getattr(config, name) < getattr(trained, name):
+            raise ValueError(
+                f"--{name.replace('_', '-')} {getattr(config, name)} would shrink {args.init} "
+                f"({getattr(trained, name)} {name.replace('_', ' ')})"
+            )
     if (trained.upsample, config.upsample) == ("bilinear", "shuffle"):
         raise ValueError(f"--upsample shuffle cannot convert {args.init}, whose 2x steps resize (bilinear)")
 

@@ -417,14 +417,15 @@ class HierarchicalVAE(nn.Module):
 
 
 def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
-    """Load a trained HVAE of the same architecture but fewer ``output_blocks``, or with pixel-shuffle 2x steps
-    where ``vae`` resizes (``upsample``), into ``vae``, so that a warm restart adds capacity or changes the 2x steps
-    without discarding the compute that trained the smaller VAE. New output blocks keep the function the same:
-    each starts as the identity (its last conv zeroed, its first keeping ``vae``'s initialisation so that it
-    learns once the last conv moves) and a new stage's base reader keeps its zero initialisation. A shuffle step
-    becomes a resize step only approximately: its conv takes the mean of the four sub-pixel kernels, which is the
-    shuffle step with the four pixels of each block tied, read through a bilinear resize instead."""
-    weights = _resized_upsampling(vae, weights)
+    """Load a trained HVAE of the same architecture but fewer ``output_blocks``, fewer ``channels``, or with
+    pixel-shuffle 2x steps where ``vae`` resizes (``upsample``), into ``vae``, so that a warm restart adds capacity
+    or changes the 2x steps without discarding the compute that trained the smaller VAE. New output blocks keep the
+    function the same: each starts as the identity (its last conv zeroed, its first keeping ``vae``'s
+    initialisation so that it learns once the last conv moves) and a new stage's base reader keeps its zero
+    initialisation. New channels keep it too (see :func:`_widened`). A shuffle step becomes a resize step only
+    approximately: its conv takes the mean of the four sub-pixel kernels, which is the shuffle step with the four
+    pixels of each block tied, read through a bilinear resize instead."""
+    weights = _widened(vae, _resized_upsampling(vae, weights))
     state = vae.state_dict()
     unknown = sorted(weights.keys() - state.keys())
     if unknown:
@@ -455,3 +456,49 @@ def _resized_upsampling(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) 
             if value is not None:
                 converted[f"upsample.{r}.1.{part}"] = value.unflatten(0, (-1, 4)).mean(1)
     return converted
+
+
+# convs whose input is the top-down state and the bottom-up features side by side (LatentGroup.posterior)
+_CONCATENATED_INPUTS = ".posterior_head.0.weight"
+
+
+def _widened(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` of a narrower HVAE placed in ``vae``'s wider tensors, so that every trained channel computes
+    what it did: a trained channel keeps its weights and reads nothing from the new channels (those weights are
+    zero), while the new channels keep ``vae``'s random initialisation, reading every channel. Nothing trained
+    reads a new channel at first, but the gradient of the zeroed weights is not zero, so the new channels join in
+    as they train (zeroing the other side too would leave them at a saddle, with no gradient at all). A channel
+    keeps its index: the trained ones are the first of each width (a pixel-shuffle conv's too, whose channel c
+    is its outputs 4c..4c+3). Only the tensors of the same HVAE at the width of ``weights`` are widened; any
+    other shape is left for ``load_grown`` to refuse."""
+    trained_width = weights.get("lr_encoder.0.weight", torch.empty(0)).shape[0]
+    if trained_width in (0, vae.config.width(0)):
+        return weights
+    with torch.device("meta"):  # shapes only
+        narrow = HierarchicalVAE(replace(vae.config, channels=trained_width)).state_dict()
+    state = vae.state_dict()
+    widened = dict(weights)
+    for key, value in weights.items():
+        target = state.get(key)
+        if (
+            target is None
+            or key not in narrow
+            or value.shape != narrow[key].shape
+            or target.shape == value.shape
+            or any(t < v for t, v in zip(target.shape, value.shape, strict=True))
+        ):
+            continue  # unchanged by the width, or a shape that load_grown refuses
+        wide = target.clone()
+        rows = value.shape[0]
+        if value.dim() == 1:
+            wide[:rows] = value
+        elif key.endswith(_CONCATENATED_INPUTS):  # [state, features]: each half widened on its own
+            old, new = value.shape[1] // 2, target.shape[1] // 2
+            wide[:rows] = 0
+            wide[:rows, :old] = value[:, :old]
+            wide[:rows, new : new + old] = value[:, old:]
+        else:
+            wide[:rows] = 0
+            wide[:rows, : value.shape[1]] = value
+        widened[key] = wide
+    return widened
