@@ -9,6 +9,10 @@ of sample):
   spatial frequency (with no rescaling it is the sample itself). The gap between the two is what a sampler
   calibrated in every band, not only overall, could gain at most from its spread; what remains is in the
   structure the draws share;
+- where that shared structure falls short: classifier-KID of the sample with its frequency bands below a
+  cut-off replaced by the truth's (the sample's detail on the true coarse image), and with those above it
+  replaced (the sample's coarse image under the true detail). The cut-off at which a hybrid comes close to real
+  images says at which scales the samples are unlike them;
 - how the draws vary across the LR sampling grid, against how the mean's error does: by phase of the HR pixel
   index modulo the scale, the std of the difference of two draws over sqrt(2) and of the error of the mean of K,
   and the correlation of each pixel with its right (or lower) neighbour. With the paper's degradation the LR
@@ -30,7 +34,13 @@ import torch
 from pyro_sr.api import load
 from pyro_sr.common import set_threads, write_json
 from pyro_sr.data.datasets import PairedImages, load_pairs, to_float
-from pyro_sr.evaluation.calibration import CalibrationMetrics, frequency_bands
+from pyro_sr.evaluation.calibration import (
+    BAND_WIDTH,
+    FREQUENCY_BANDS,
+    CalibrationMetrics,
+    recalibrated_by_band,
+    with_true_bands,
+)
 from pyro_sr.evaluation.evaluate import realism_for
 
 
@@ -38,13 +48,6 @@ def draws_of(model, pairs: PairedImages, num_samples: int, batch_size: int = 250
     """(K, N, 3, H, W) samples, the model's own kind at its own temperature."""
     batches = range(0, len(pairs), batch_size)
     return torch.cat([model.sample(pairs.lr[i : i + batch_size], num_samples) for i in batches], 1)
-
-
-def recalibrated_by_band(draws: torch.Tensor, band_ratio: torch.Tensor) -> torch.Tensor:
-    """The draws with each one's deviation from their mean scaled by sqrt(ratio) in each frequency band."""
-    mean = draws.mean(0)
-    gain = band_ratio.sqrt()[frequency_bands(*draws.shape[-2:])]
-    return mean + torch.fft.ifft2(torch.fft.fft2((draws - mean).double()) * gain).real.float()
 
 
 def lr_grid_statistics(images: torch.Tensor, scale: int) -> dict[str, list[float]]:
@@ -105,6 +108,13 @@ def main() -> int:
         realism.reset()
         realism.update(kind[0], scored.labels)
         rows[name] = {**realism.result(), "band_spread_skill": calibration.result().band_spread_skill.tolist()}
+    hybrids = {}
+    for cut in range(1, FREQUENCY_BANDS):
+        coarse, fine = torch.arange(cut), torch.arange(cut, FREQUENCY_BANDS)
+        for name, bands in (("true below", coarse), ("true above", fine)):
+            realism.reset()
+            realism.update(with_true_bands(draws[0], truth, bands), scored.labels)
+            hybrids.setdefault(name, []).append(realism.result()["classifier_kid"])
     scale = model.scale
     texture = {
         "draws": lr_grid_statistics((draws[0] - draws[1]) / 2**0.5, scale),
@@ -118,6 +128,8 @@ def main() -> int:
         "num_samples": args.num_samples,
         "fitted_band_spread_skill": band_ratio.tolist(),
         "samples": rows,
+        "hybrid_cutoffs": [cut * BAND_WIDTH for cut in range(1, FREQUENCY_BANDS)],
+        "hybrid_classifier_kid": hybrids,
         "by_lr_grid_phase": texture,
     }
     if args.out:
@@ -128,6 +140,11 @@ def main() -> int:
     for name, row in rows.items():
         bands = ", ".join(f"{r:.2f}" for r in row["band_spread_skill"])
         print(f"| {name} | {row['classifier_kid']:.4f} | {row['classifier_accuracy']:.3f} | {bands} |")
+    cutoffs = [f"{cut}/{round(1 / BAND_WIDTH)}" for cut in range(1, FREQUENCY_BANDS)]
+    print("| classifier-KID of the first sample, the truth's bands ... cycle per pixel | " + " | ".join(cutoffs) + " |")
+    print("|---|" + "---:|" * len(cutoffs))
+    for name, kids in hybrids.items():
+        print(f"| {name} | " + " | ".join(f"{k:.4f}" for k in kids) + " |")
     print(f"| by phase of the HR pixel index mod {scale} | " + " | ".join(map(str, range(scale))) + " |")
     print("|---|" + "---:|" * scale)
     for name, stats in texture.items():

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_sr.evaluation.calibration import FREQUENCY_BANDS, CalibrationMetrics, frequency_bands, plot_calibration
+from pyro_sr.evaluation.calibration import (
+    FREQUENCY_BANDS,
+    CalibrationMetrics,
+    frequency_bands,
+    plot_calibration,
+    recalibrated_by_band,
+    with_true_bands,
+)
 
 K = 8
 
@@ -131,3 +138,23 @@ def test_frequency_bands_of_small_and_odd_images():
     cal = calibration_of(1.0)
     assert np.isnan(cal.band_spread_skill).tolist() == [b not in present for b in range(FREQUENCY_BANDS)]
     assert cal.to_dict()["band_spread_skill"][1] is None
+
+
+def test_recalibrating_by_band_makes_draws_calibrated_at_every_frequency():
+    metrics, cal = band_calibration_of(0.2)
+    draws, truth = textured_draws_and_truth(0.2)
+    fixed = CalibrationMetrics()
+    fixed.update(recalibrated_by_band(draws, torch.from_numpy(cal.band_spread_skill)), truth)
+    assert np.abs(fixed.result().band_spread_skill - 1).max() < 1e-6  # the same draws: the ratio is exact
+    torch.testing.assert_close(recalibrated_by_band(draws, torch.ones(FREQUENCY_BANDS)), draws)
+
+
+def test_hybrids_take_the_truths_bands_and_keep_the_samples_others():
+    gen = torch.Generator().manual_seed(0)
+    samples, truth = torch.rand(2, 3, 32, 32, generator=gen), torch.rand(2, 3, 32, 32, generator=gen)
+    torch.testing.assert_close(with_true_bands(samples, truth, torch.arange(FREQUENCY_BANDS)), truth)
+    torch.testing.assert_close(with_true_bands(samples, truth, torch.arange(0)), samples)
+    coarse = with_true_bands(samples * 0.5 + 0.25, truth * 0.5 + 0.25, torch.arange(1))  # no clamping
+    torch.testing.assert_close(coarse.mean((-2, -1)), (truth * 0.5 + 0.25).mean((-2, -1)))  # the DC is band 0
+    fine = torch.fft.fft2(coarse.double()) - torch.fft.fft2(samples.double() * 0.5 + 0.25)
+    assert fine[..., frequency_bands(32, 32) > 0].abs().max() < 1e-4

@@ -189,6 +189,23 @@ def frequency_bands(height: int, width: int) -> torch.Tensor:
     return (radius / BAND_WIDTH).floor().long().clamp_max(FREQUENCY_BANDS - 1)
 
 
+def recalibrated_by_band(draws: torch.Tensor, band_ratio: torch.Tensor) -> torch.Tensor:
+    """``draws`` (K, ..., H, W) with each one's deviation from their mean scaled by the square root of
+    ``band_ratio`` (a spread-skill ratio per band) in each frequency band: draws whose spread matches their error
+    at every spatial frequency, where they were calibrated overall only."""
+    mean = draws.mean(0)
+    gain = band_ratio.sqrt()[frequency_bands(*draws.shape[-2:])]
+    return mean + torch.fft.ifft2(torch.fft.fft2((draws - mean).double()) * gain).real.float()
+
+
+def with_true_bands(samples: torch.Tensor, truth: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
+    """``samples`` with the DFT coefficients of the frequency bands in ``bands`` (band indices) taken from
+    ``truth``, clamped to [0, 1] as images: hybrids that say at which scales samples differ from real images."""
+    take = torch.isin(frequency_bands(*samples.shape[-2:]), bands)
+    mixed = torch.where(take, torch.fft.fft2(truth.double()), torch.fft.fft2(samples.double()))
+    return torch.fft.ifft2(mixed).real.float().clamp(0, 1)
+
+
 def spread_skill(squared_errors: np.ndarray | float, variances: np.ndarray | float, k: int) -> float:
     """MSE of the mean of ``k`` draws over (1 + 1/k) times their mean unbiased variance (1: calibrated)."""
     spread = (1 + 1 / k) * np.mean(variances)
