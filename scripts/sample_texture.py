@@ -9,6 +9,8 @@ of sample):
   spatial frequency (with no rescaling it is the sample itself). The gap between the two is what a sampler
   calibrated in every band, not only overall, could gain at most from its spread; what remains is in the
   structure the draws share;
+- the power of one sample and of the mean of the K in each band, over the truth's: a sample that looks real has
+  about the truth's power at every scale;
 - where that shared structure falls short: classifier-KID of the sample with its frequency bands below a
   cut-off replaced by the truth's (the sample's detail on the true coarse image), and with those above it
   replaced (the sample's coarse image under the true detail). The cut-off at which a hybrid comes close to real
@@ -38,6 +40,7 @@ from pyro_sr.evaluation.calibration import (
     BAND_WIDTH,
     FREQUENCY_BANDS,
     CalibrationMetrics,
+    band_power,
     recalibrated_by_band,
     with_true_bands,
 )
@@ -108,6 +111,9 @@ def main() -> int:
         realism.reset()
         realism.update(kind[0], scored.labels)
         rows[name] = {**realism.result(), "band_spread_skill": calibration.result().band_spread_skill.tolist()}
+    true_power = band_power(truth)
+    kinds = (("one sample", draws[0]), (f"mean of {args.num_samples}", draws.mean(0)))
+    power = {name: (band_power(x) / true_power).tolist() for name, x in kinds}
     hybrids = {}
     for cut in range(1, FREQUENCY_BANDS):
         coarse, fine = torch.arange(cut), torch.arange(cut, FREQUENCY_BANDS)
@@ -128,6 +134,7 @@ def main() -> int:
         "num_samples": args.num_samples,
         "fitted_band_spread_skill": band_ratio.tolist(),
         "samples": rows,
+        "band_power_over_truth": power,
         "hybrid_cutoffs": [cut * BAND_WIDTH for cut in range(1, FREQUENCY_BANDS)],
         "hybrid_classifier_kid": hybrids,
         "by_lr_grid_phase": texture,
@@ -140,6 +147,10 @@ def main() -> int:
     for name, row in rows.items():
         bands = ", ".join(f"{r:.2f}" for r in row["band_spread_skill"])
         print(f"| {name} | {row['classifier_kid']:.4f} | {row['classifier_accuracy']:.3f} | {bands} |")
+    print("| power over the truth's, by band | " + " | ".join(str(b) for b in range(FREQUENCY_BANDS)) + " |")
+    print("|---|" + "---:|" * FREQUENCY_BANDS)
+    for name, ratios in power.items():
+        print(f"| {name} | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
     cutoffs = [f"{cut}/{round(1 / BAND_WIDTH)}" for cut in range(1, FREQUENCY_BANDS)]
     print("| classifier-KID of the first sample, the truth's bands ... cycle per pixel | " + " | ".join(cutoffs) + " |")
     print("|---|" + "---:|" * len(cutoffs))

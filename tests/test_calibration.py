@@ -7,6 +7,7 @@ import torch
 from pyro_sr.evaluation.calibration import (
     FREQUENCY_BANDS,
     CalibrationMetrics,
+    band_power,
     frequency_bands,
     plot_calibration,
     recalibrated_by_band,
@@ -158,3 +159,11 @@ def test_hybrids_take_the_truths_bands_and_keep_the_samples_others():
     torch.testing.assert_close(coarse.mean((-2, -1)), (truth * 0.5 + 0.25).mean((-2, -1)))  # the DC is band 0
     fine = torch.fft.fft2(coarse.double()) - torch.fft.fft2(samples.double() * 0.5 + 0.25)
     assert fine[..., frequency_bands(32, 32) > 0].abs().max() < 1e-4
+
+
+def test_band_power_of_white_noise_is_flat_and_of_a_blur_falls_with_frequency():
+    noise = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    white = band_power(noise)[1:]  # band 0 holds the removed mean as a zero
+    assert torch.allclose(white, torch.full_like(white, 32 * 32), rtol=0.1)  # E|DFT|^2 = H W sigma^2
+    blurred = band_power(torch.nn.functional.avg_pool2d(noise, 3, 1, 1))
+    assert blurred[4:].max() < blurred[1] / 10 and float(band_power(torch.ones(1, 8, 8))[0]) == 0

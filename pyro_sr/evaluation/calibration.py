@@ -206,6 +206,15 @@ def with_true_bands(samples: torch.Tensor, truth: torch.Tensor, bands: torch.Ten
     return torch.fft.ifft2(mixed).real.float().clamp(0, 1)
 
 
+def band_power(images: torch.Tensor) -> torch.Tensor:
+    """(FREQUENCY_BANDS,) mean power of the DFT coefficients in each frequency band over ``images`` (..., H, W),
+    each image's mean removed (it would be all of band 0); NaN for a band with no coefficient."""
+    power = torch.fft.fft2(images.double() - images.double().mean((-2, -1), keepdim=True)).abs().square()
+    power = power.reshape(-1, *images.shape[-2:]).mean(0)
+    bands = frequency_bands(*images.shape[-2:])
+    return torch.stack([power[bands == b].mean() for b in range(FREQUENCY_BANDS)])
+
+
 def spread_skill(squared_errors: np.ndarray | float, variances: np.ndarray | float, k: int) -> float:
     """MSE of the mean of ``k`` draws over (1 + 1/k) times their mean unbiased variance (1: calibrated)."""
     spread = (1 + 1 / k) * np.mean(variances)
