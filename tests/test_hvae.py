@@ -402,17 +402,23 @@ def test_a_walk_is_not_reused_for_other_latents_or_changed_weights(pairs):
     assert prior_samples.shape == (2, *hr.shape) and not torch.equal(prior_samples[0], prior_samples[1])
 
 
+def assert_same_function(first, second, lr, hr):
+    """``first`` and ``second`` give the same ELBO terms and the same samples from the same random numbers."""
+    for seed, run in ((5, lambda vae: elbo_terms(vae, lr, hr)), (6, lambda vae: sample_super_resolutions(vae, lr, 2))):
+        outputs = []
+        for vae in (first, second):
+            pyro.set_rng_seed(seed)
+            outputs.append(run(vae))
+        torch.testing.assert_close(outputs[1], outputs[0])
+
+
 def test_an_output_stage_grows_a_trained_hvae_into_the_same_function_and_then_learns(tmp_path, pairs):
     train, val = pairs
     lr, hr = val.lr[:4], val.hr[:4].float() / 255
     trained = perturbed(seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 1})))
     grown = seeded_hvae(HVAEConfig(**{**TINY.to_dict(), "output_blocks": 3}), seed=1)
     load_grown(grown, trained.state_dict())
-    terms = []
-    for vae in (trained, grown):
-        pyro.set_rng_seed(5)
-        terms.append(elbo_terms(vae, lr, hr))
-    torch.testing.assert_close(terms[1], terms[0])
+    assert_same_function(trained, grown, lr, hr)
     model_trace, _ = traces(grown, lr, hr)
     assert model_trace.nodes["hr"]["fn"].event_shape == hr.shape[1:]
     before = {k: v.clone() for k, v in grown.output_stage.state_dict().items()}
@@ -430,16 +436,7 @@ def test_new_channels_widen_a_trained_hvae_into_the_same_function_and_then_learn
     trained = perturbed(seeded_hvae(narrow))
     wide = seeded_hvae(HVAEConfig(**{**narrow.to_dict(), "channels": 32}), seed=1)
     load_grown(wide, trained.state_dict())
-    terms = []
-    for vae in (trained, wide):
-        pyro.set_rng_seed(5)
-        terms.append(elbo_terms(vae, lr, hr))
-    torch.testing.assert_close(terms[1], terms[0])
-    samples = []
-    for vae in (trained, wide):
-        pyro.set_rng_seed(6)
-        samples.append(sample_super_resolutions(vae, lr, num_samples=2))
-    torch.testing.assert_close(samples[1], samples[0])
+    assert_same_function(trained, wide, lr, hr)
     inject = wide.groups[0][0].inject.weight
     assert inject.shape[0] == 32 and inject[16:].abs().min() > 0  # new channels are written to, randomly
     before = wide.state_dict()["groups.0.0.prior_head.weight"].clone()
