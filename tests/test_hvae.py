@@ -402,13 +402,35 @@ def test_a_walk_is_not_reused_for_other_latents_or_changed_weights(pairs):
     assert prior_samples.shape == (2, *hr.shape) and not torch.equal(prior_samples[0], prior_samples[1])
 
 
+def latent_noise(vae, lr, num_samples, seed=6):
+    """Standard-normal noise for each latent site of ``vae``, drawn site after site, as sample_super_resolutions
+    takes it: VAEs whose first sites agree get the same noise there."""
+    generator = torch.Generator().manual_seed(seed)
+    h, w = lr.shape[-2:]
+    return {
+        name: torch.randn(num_samples * len(lr), channels, h * factor, w * factor, generator=generator)
+        for name, (channels, factor) in vae.latent_grids.items()
+    }
+
+
 def assert_same_function(first, second, lr, hr):
-    """``first`` and ``second`` give the same ELBO terms and the same samples from the same random numbers."""
-    for seed, run in ((5, lambda vae: elbo_terms(vae, lr, hr)), (6, lambda vae: sample_super_resolutions(vae, lr, 2))):
+    """``first`` and ``second`` give the same ELBO terms and the same samples from the same random numbers;
+    latent groups that only ``second`` has (drawn after ``first``'s) must have no KL. The samples take their
+    latent noise as an argument: Predictive runs the model once more to find its sites, so with other sites the
+    random stream it leaves for the samples differs."""
+
+    def samples(vae):
+        return sample_super_resolutions(vae, lr, 2, noise=latent_noise(vae, lr, 2))
+
+    for seed, run in ((5, lambda vae: elbo_terms(vae, lr, hr)), (6, samples)):
         outputs = []
         for vae in (first, second):
             pyro.set_rng_seed(seed)
             outputs.append(run(vae))
+        if isinstance(outputs[0], dict):
+            for key in outputs[1].keys() - outputs[0].keys():
+                assert key.startswith("kl_z") and torch.equal(outputs[1][key], torch.zeros(len(lr))), key
+            outputs[1] = {key: outputs[1][key] for key in outputs[0]}
         torch.testing.assert_close(outputs[1], outputs[0])
 
 
@@ -443,6 +465,25 @@ def test_new_channels_widen_a_trained_hvae_into_the_same_function_and_then_learn
     assert torch.equal(before[:, 16:], torch.zeros_like(before[:, 16:]))  # and read by nothing trained, at first
     fit_vae(wide, SVIConfig(epochs=1, batch_size=16, lr_warmup_steps=0), train, val, tmp_path, progress=False)
     assert wide.groups[0][0].prior_head.weight[:, 16:].abs().max() > 0  # until they learn
+
+
+def test_new_latent_groups_grow_a_trained_hvae_into_the_same_function_and_then_learn(tmp_path, pairs):
+    """One group per resolution becomes 1, 2, 1: a second group on the middle grid and a first on the HR grid."""
+    train, val = pairs
+    lr, hr = val.lr[:4], val.hr[:4].float() / 255
+    trained_config = HVAEConfig(**{**TINY.to_dict(), "groups_per_scale": (1, 1, 0), "output_blocks": 1})
+    trained = perturbed(seeded_hvae(trained_config))
+    grown = seeded_hvae(HVAEConfig(**{**trained_config.to_dict(), "groups_per_scale": (1, 2, 1)}), seed=1)
+    load_grown(grown, trained.state_dict())
+    assert grown.latent_sites == ("z1", "z2", "z3", "z4")
+    assert_same_function(trained, grown, lr, hr)
+    new_groups = {"z3": grown.groups[1][1], "z4": grown.groups[2][0]}
+    before = {name: {k: v.clone() for k, v in g.state_dict().items()} for name, g in new_groups.items()}
+    fit_vae(grown, SVIConfig(epochs=2, batch_size=16, lr_warmup_steps=0), train, val, tmp_path, progress=False)
+    for name, group in new_groups.items():
+        moved = {k for k, v in group.state_dict().items() if not torch.equal(v, before[name][k])}
+        assert {"inject.weight", "posterior_head.2.weight", "blocks.0.conv2.weight"} <= moved, name
+    assert float(elbo_terms(grown, lr, hr)["kl_z4"].mean()) > 0  # the new HR-grid latent is used
 
 
 def test_growing_refuses_weights_of_another_architecture():
@@ -492,11 +533,12 @@ def test_cli_init_grows_a_trained_hvae_and_refuses_what_it_cannot(tmp_path, caps
     fit = ["fit", "hvae", "--data", "sample", "--epochs", "1", "--quiet"]
     assert main([*fit, "--channels", "16", "--lr-blocks", "1", "--latent-channels", "2", "--out", str(run)]) == 0
     grow = ["--init", str(run), "--output-blocks", "2", "--channels", "24", "--upsample", "bilinear"]
-    grow += ["--kl", "constant"]
+    grow += ["--groups-per-scale", "2", "1", "2", "--kl", "constant"]
     assert main([*fit, *grow, "--out", str(grown)]) == 0
     checkpoint = load_checkpoint(grown / "checkpoint.pt")
     config = checkpoint["model_config"]
     assert config["output_blocks"] == 2 and config["upsample"] == "bilinear" and config["channels"] == 24
+    assert tuple(config["groups_per_scale"]) == (2, 1, 2)
     assert checkpoint["meta"]["init"]["model"] == str(run)
     diagnose = ["diagnose", "--model", str(grown), "--data", "sample", "--images", "4", "--iw-samples", "1"]
     assert main([*diagnose, "--ppc-samples", "2", "--out", str(tmp_path / "report")]) == 0
@@ -504,7 +546,9 @@ def test_cli_init_grows_a_trained_hvae_and_refuses_what_it_cannot(tmp_path, caps
     assert "| 2 | 2 | 1.000 |" in summary and "Epochs 1-1 are those of the run(s) this model was started" in summary
     capsys.readouterr()
     for extra, message in [
-        (["--init", str(run), "--lr-blocks", "2"], "only --output-blocks, --channels and --upsample may change it"),
+        (["--init", str(run), "--lr-blocks", "2"], "--groups-per-scale and --upsample may change it (--lr-blocks)"),
+        (["--init", str(grown), "--groups-per-scale", "2", "1", "1"], "would remove latent groups of"),
+        (["--init", str(grown), "--groups-per-scale", "2", "2"], "groups_per_scale needs one entry per resolution"),
         (["--init", str(grown), "--channels", "16"], "--channels 16 would shrink"),
         (["--init", str(grown), "--upsample", "shuffle"], "--upsample shuffle cannot convert"),
         (["--init", str(run), "--base", "cnn"], "(--base)"),

@@ -226,8 +226,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
         metavar="MODEL",
         help="start from this trained HVAE's weights (bundled name, checkpoint file or run folder; its architecture "
         "and base), with a fresh optimizer and schedule: fine-tuning, or a warm restart; more --output-blocks "
-        "grows it with identity blocks and more --channels widens it with channels nothing reads yet (both: the "
-        "same function at the start), --upsample bilinear resizes its 2x steps",
+        "grows it with identity blocks, more --channels widens it with channels nothing reads yet, and more "
+        "--groups-per-scale adds latent groups (after a resolution's trained ones) that start at the prior and "
+        "change nothing (all three: the same function at the start); --upsample bilinear resizes its 2x steps",
     )
     hvae.set_defaults(func=run_fit_hvae)
 
@@ -360,11 +361,10 @@ def run_fit_vae(args: argparse.Namespace) -> int:
 
 
 # the architecture flags of fit hvae that --init fixes (the trained VAE's); --init may grow the rest
-HVAE_GROWABLE = ("channels", "output_blocks", "upsample")
+HVAE_GROWABLE = ("channels", "output_blocks", "groups_per_scale", "upsample")
 HVAE_LAYOUT = (
     "lr_blocks",
     "latent_channels",
-    "groups_per_scale",
     "blocks_per_group",
     "likelihood",
     "mixtures",
@@ -385,14 +385,15 @@ def run_fit_hvae(args: argparse.Namespace) -> int:
 
 
 def _grow_hvae(args: argparse.Namespace) -> int:
-    """``fit hvae --init``: the trained HVAE's architecture and weights, grown by more ``--output-blocks`` or
-    ``--channels``, or with its 2x steps resized (``--upsample bilinear``)."""
+    """``fit hvae --init``: the trained HVAE's architecture and weights, grown by more ``--output-blocks``,
+    ``--channels`` or latent groups (``--groups-per-scale``), or with its 2x steps resized (``--upsample
+    bilinear``)."""
     fixed = _given(args, *HVAE_LAYOUT, "base")
     if fixed:
         flag = "--" + next(iter(fixed)).replace("_", "-")
         raise ValueError(
-            f"--init takes the architecture of {args.init}; only --output-blocks, --channels and --upsample may "
-            f"change it ({flag})"
+            f"--init takes the architecture of {args.init}; only --output-blocks, --channels, --groups-per-scale "
+            f"and --upsample may change it ({flag})"
         )
     init = load_trained(args.init, "--init", degradation(args), "hvae")
     trained = init.model.config
@@ -403,6 +404,11 @@ def _grow_hvae(args: argparse.Namespace) -> int:
                 f"--{name.replace('_', '-')} {getattr(config, name)} would shrink {args.init} "
                 f"({getattr(trained, name)} {name.replace('_', ' ')})"
             )
+    if any(new < old for new, old in zip(config.groups_per_scale, trained.groups_per_scale, strict=True)):
+        raise ValueError(
+            f"--groups-per-scale {' '.join(map(str, config.groups_per_scale))} would remove latent groups of "
+            f"{args.init} ({' '.join(map(str, trained.groups_per_scale))})"
+        )
     if (trained.upsample, config.upsample) == ("bilinear", "shuffle"):
         raise ValueError(f"--upsample shuffle cannot convert {args.init}, whose 2x steps resize (bilinear)")
 

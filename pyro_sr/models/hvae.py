@@ -417,12 +417,15 @@ class HierarchicalVAE(nn.Module):
 
 
 def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
-    """Load a trained HVAE of the same architecture but fewer ``output_blocks``, fewer ``channels``, or with
-    pixel-shuffle 2x steps where ``vae`` resizes (``upsample``), into ``vae``, so that a warm restart adds capacity
-    or changes the 2x steps without discarding the compute that trained the smaller VAE. New output blocks keep the
-    function the same: each starts as the identity (its last conv zeroed, its first keeping ``vae``'s
-    initialisation so that it learns once the last conv moves) and a new stage's base reader keeps its zero
-    initialisation. New channels keep it too (see :func:`_widened`). A shuffle step becomes a resize step only
+    """Load a trained HVAE of the same architecture but fewer ``output_blocks``, fewer ``channels``, fewer latent
+    groups at some resolutions (``groups_per_scale``), or with pixel-shuffle 2x steps where ``vae`` resizes
+    (``upsample``), into ``vae``, so that a warm restart adds capacity or changes the 2x steps without discarding
+    the compute that trained the smaller VAE. New output blocks keep the function the same: each starts as the
+    identity (its last conv zeroed, its first keeping ``vae``'s initialisation so that it learns once the last conv
+    moves) and a new stage's base reader keeps its zero initialisation. New latent groups keep it too: each comes
+    after the trained groups of its resolution, its prior and posterior heads start at zero (posterior = prior, KL
+    0), and its injection and the last conv of its blocks are zeroed, so its latent changes nothing until the
+    injection moves. New channels keep it as well (see :func:`_widened`). A shuffle step becomes a resize step only
     approximately: its conv takes the mean of the four sub-pixel kernels, which is the shuffle step with the four
     pixels of each block tied, read through a bilinear resize instead."""
     weights = _widened(vae, _resized_upsampling(vae, weights))
@@ -434,13 +437,24 @@ def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
         if value.shape != state[key].shape:
             raise ValueError(f"weights do not fit this HVAE's architecture ({key}: {tuple(value.shape)})")
     missing = state.keys() - weights.keys()
-    if any(not key.startswith("output_stage.") for key in missing):
+    new_parts = ("output_stage.", *_new_groups(vae, weights))
+    if any(not key.startswith(new_parts) for key in missing):
         raise ValueError(f"weights do not fit this HVAE's architecture (missing {sorted(missing)[0]})")
     for key in missing:
-        if ".conv2." in key:
+        if ".conv2." in key or ".inject." in key or ".prior_head." in key or ".posterior_head.2." in key:
             state[key] = torch.zeros_like(state[key])
     state.update(weights)
     vae.load_state_dict(state)
+
+
+def _new_groups(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> list[str]:
+    """The key prefixes (``groups.<r>.<i>.``) of ``vae``'s latent groups that ``weights`` has none of: at each
+    resolution, those after the groups ``weights`` holds there."""
+    prefixes = []
+    for r, groups in enumerate(vae.groups):
+        trained = sum(any(key.startswith(f"groups.{r}.{i}.") for key in weights) for i in range(len(groups)))
+        prefixes += [f"groups.{r}.{i}." for i in range(trained, len(groups))]
+    return prefixes
 
 
 def _resized_upsampling(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
