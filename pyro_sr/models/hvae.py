@@ -423,11 +423,11 @@ def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
     the compute that trained the smaller VAE. New output blocks keep the function the same: each starts as the
     identity (its last conv zeroed, its first keeping ``vae``'s initialisation so that it learns once the last conv
     moves) and a new stage's base reader keeps its zero initialisation. New latent groups keep it too: each comes
-    after the trained groups of its resolution, its prior and posterior heads start at zero (posterior = prior, KL
-    0), and its injection and the last conv of its blocks are zeroed, so its latent changes nothing until the
-    injection moves. New channels keep it as well (see :func:`_widened`). A shuffle step becomes a resize step only
-    approximately: its conv takes the mean of the four sub-pixel kernels, which is the shuffle step with the four
-    pixels of each block tied, read through a bilinear resize instead."""
+    after the trained groups of its resolution, its prior and posterior heads keep their zero initialisation
+    (posterior = prior, KL 0), and its injection and the last conv of its blocks are zeroed, so its latent changes
+    nothing until the injection moves. New channels keep it as well (see :func:`_widened`). A shuffle step becomes
+    a resize step only approximately: its conv takes the mean of the four sub-pixel kernels, which is the shuffle
+    step with the four pixels of each block tied, read through a bilinear resize instead."""
     weights = _widened(vae, _resized_upsampling(vae, weights))
     state = vae.state_dict()
     unknown = sorted(weights.keys() - state.keys())
@@ -441,7 +441,7 @@ def load_grown(vae: HierarchicalVAE, weights: dict[str, torch.Tensor]) -> None:
     if any(not key.startswith(new_parts) for key in missing):
         raise ValueError(f"weights do not fit this HVAE's architecture (missing {sorted(missing)[0]})")
     for key in missing:
-        if ".conv2." in key or ".inject." in key or ".prior_head." in key or ".posterior_head.2." in key:
+        if ".conv2." in key or ".inject." in key:  # a new group's heads start at zero (LatentGroup)
             state[key] = torch.zeros_like(state[key])
     state.update(weights)
     vae.load_state_dict(state)
