@@ -79,20 +79,44 @@ def test_nested_bounds_grow_with_k(trained_run, pairs):
     assert np.allclose(fit.bounds[1], fit.log_weights[:, 0])  # K = 1 is the ELBO of the first draw
 
 
-def test_collapsed_group_is_detected(pairs):
-    """Zeroing a group's posterior head makes q equal the prior: KL 0 and no active units for that group."""
+def _posteriors_away_from_priors() -> HierarchicalVAE:
+    """A tiny hvae whose every group's posterior differs from its prior (heads start at zero: posterior = prior)."""
     pyro.set_rng_seed(0)
     vae = HierarchicalVAE(TINY)
     with torch.no_grad():
         for group in [g for scale in vae.groups for g in scale]:
             for p in group.posterior_head.parameters():
                 p.normal_(0, 0.5)
+    return vae
+
+
+def test_collapsed_group_is_detected(pairs):
+    """Zeroing a group's posterior head makes q equal the prior: KL 0 and no active units for that group."""
+    vae = _posteriors_away_from_priors()
+    with torch.no_grad():
         for p in vae.groups[1][0].posterior_head.parameters():
             p.zero_()
     units = active_units(vae, pairs.subset(torch.arange(32)))
     assert units.collapsed() == ["z3"]
     assert units.active["z3"] == 0 and units.informative["z3"] == 0 and units.kl["z3"] == pytest.approx(0.0, abs=1e-6)
     assert units.active["z1"] > 0 and units.units["z4"] == 2 * 32 * 32
+
+
+def test_a_collapsed_channel_inside_a_used_group_is_counted(pairs):
+    """Zeroing one latent channel's rows of a group's posterior head (its shift and its scale) makes that channel's
+    posterior its prior: its KL is 0 while the group's other channel carries the group's whole KL."""
+    vae = _posteriors_away_from_priors()
+    with torch.no_grad():
+        last = vae.groups[0][0].posterior_head[-1]
+        for row in (1, 1 + TINY.latent_channels):  # channel 1's shift and raw scale
+            last.weight[row].zero_()
+            last.bias[row].zero_()
+    units = active_units(vae, pairs.subset(torch.arange(32)))
+    name = next(iter(units.units))
+    kl_0, kl_1 = units.channel_kl[name]
+    assert kl_1 == pytest.approx(0.0, abs=1e-6) and kl_0 > 1.0
+    assert sum(units.channel_kl[name]) == pytest.approx(units.kl[name], rel=1e-6)
+    assert units.collapsed() == [] and set(units.channel_kl) == set(units.units)
 
 
 def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_path):
@@ -107,6 +131,7 @@ def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_pa
     for expected in (
         "## Training",
         "| z4 |",
+        "| channels with 1% of the group's KL | KL per channel (nats/image) |",
         "Pareto k̂ per image",
         "Effective sample size",
         "## Calibration",

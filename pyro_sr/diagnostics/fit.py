@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -58,13 +58,15 @@ def variational_fit(
 
 @dataclass
 class ActiveUnits:
-    """Per latent group: active units (against the prior), units that carry KL, all units, and the mean KL
-    (nats per image)."""
+    """Per latent group: active units (against the prior), units that carry KL, all units, the mean KL (nats per
+    image) and, for a latent map (channels, height, width), the mean KL of each channel: a group can be far from
+    collapsed while most of its channels carry nothing."""
 
     active: dict[str, int]
     informative: dict[str, int]
     units: dict[str, int]
     kl: dict[str, float]
+    channel_kl: dict[str, list[float]] = field(default_factory=dict)
 
     def collapsed(self, kl_floor: float = 0.1) -> list[str]:
         """Groups with no active unit or a KL below ``kl_floor`` nats: the model ignores them."""
@@ -87,6 +89,7 @@ def active_units(vae: VariationalSR, pairs: PairedImages, device: torch.device |
     shift_sums: dict[str, torch.Tensor] = {}
     shift_squares: dict[str, torch.Tensor] = {}
     unit_kls: dict[str, torch.Tensor] = {}
+    event_shapes: dict[str, torch.Size] = {}
     for lr, hr in progress(pairs.batches(batch_size, device=device), pairs.num_batches(batch_size), "active units"):
         guide_trace, model_trace = paired_traces(vae, lr, hr)
         for name, site in sample_sites(guide_trace):
@@ -97,6 +100,7 @@ def active_units(vae: VariationalSR, pairs: PairedImages, device: torch.device |
             shift_sums[name] = shift_sums.get(name, 0) + shift.sum(0)
             shift_squares[name] = shift_squares.get(name, 0) + (shift**2).sum(0)
             unit_kls[name] = unit_kls.get(name, 0) + kl.sum(0)
+            event_shapes[name] = site["fn"].event_shape
     n = len(pairs)
     variance = {name: shift_squares[name] / n - (shift_sums[name] / n) ** 2 for name in shift_sums}
     return ActiveUnits(
@@ -104,4 +108,9 @@ def active_units(vae: VariationalSR, pairs: PairedImages, device: torch.device |
         informative={name: int((kl / n > UNIT_KL_FLOOR).sum()) for name, kl in unit_kls.items()},
         units={name: v.numel() for name, v in variance.items()},
         kl={name: float(kl.sum()) / n for name, kl in unit_kls.items()},
+        channel_kl={
+            name: (kl.reshape(event_shapes[name][0], -1).sum(1) / n).tolist()
+            for name, kl in unit_kls.items()
+            if len(event_shapes[name]) == 3
+        },
     )

@@ -174,19 +174,25 @@ def _summary(
     lines += [
         "## Latent groups",
         "",
-        "| group | KL (nats/image) | share of KL | active units (vs the prior) | units with KL > 0.01 | units |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| group | KL (nats/image) | share of KL | active units (vs the prior) | units with KL > 0.01 | units "
+        "| channels with 1% of the group's KL | KL per channel (nats/image) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name in units.units:
+        channels = units.channel_kl.get(name)
+        used = f"{sum(kl >= 0.01 * units.kl[name] for kl in channels)} of {len(channels)}" if channels else "-"
+        per_channel = ", ".join(f"{kl:.1f}" for kl in channels) if channels else "-"
         lines.append(
             f"| {name} | {units.kl[name]:.2f} | {100 * units.kl[name] / total_kl:.1f}% | "
-            f"{units.active[name]} | {units.informative[name]} | {units.units[name]} |"
+            f"{units.active[name]} | {units.informative[name]} | {units.units[name]} | {used} | {per_channel} |"
         )
     lines += [
         "",
         "A unit is active when its posterior mean moves away from the prior mean by an amount that varies across "
         "images: Var_x((E_q[z] − E_p[z]) / sd_p) > 0.01. (Reports before this one counted Var_x(E_q[z]) > 0.01, "
-        "which with a prior conditioned on the LR image counts a collapsed group as active.)",
+        "which with a prior conditioned on the LR image counts a collapsed group as active.) A latent map's "
+        "channels are counted like the groups: a channel with less than 1% of its group's KL carries (almost) "
+        "nothing, however much the group as a whole carries.",
     ]
     collapsed = units.collapsed()
     lines += [
