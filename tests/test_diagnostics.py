@@ -100,6 +100,7 @@ def test_collapsed_group_is_detected(pairs):
     assert units.collapsed() == ["z3"]
     assert units.active["z3"] == 0 and units.informative["z3"] == 0 and units.kl["z3"] == pytest.approx(0.0, abs=1e-6)
     assert units.active["z1"] > 0 and units.units["z4"] == 2 * 32 * 32
+    assert units.used_channels("z3") == 0 and units.used_channels("z1") == TINY.latent_channels
 
 
 def test_a_collapsed_channel_inside_a_used_group_is_counted(pairs):
@@ -117,6 +118,7 @@ def test_a_collapsed_channel_inside_a_used_group_is_counted(pairs):
     assert kl_1 == pytest.approx(0.0, abs=1e-6) and kl_0 > 1.0
     assert sum(units.channel_kl[name]) == pytest.approx(units.kl[name], rel=1e-6)
     assert units.collapsed() == [] and set(units.channel_kl) == set(units.units)
+    assert units.used_channels(name) == 1
 
 
 def test_diagnose_writes_a_readable_report_and_netcdf(trained_run, pairs, tmp_path):

@@ -68,6 +68,12 @@ class ActiveUnits:
     kl: dict[str, float]
     channel_kl: dict[str, list[float]] = field(default_factory=dict)
 
+    def used_channels(self, name: str, share: float = 0.01) -> int:
+        """The channels of group ``name``'s latent map that carry at least ``share`` of the group's KL (and more
+        than 0.01 nats): none in a collapsed group."""
+        threshold = max(share * self.kl[name], UNIT_KL_FLOOR)
+        return sum(kl >= threshold for kl in self.channel_kl[name])
+
     def collapsed(self, kl_floor: float = 0.1) -> list[str]:
         """Groups with no active unit or a KL below ``kl_floor`` nats: the model ignores them."""
         return [name for name in self.units if self.active[name] == 0 or self.kl[name] < kl_floor]

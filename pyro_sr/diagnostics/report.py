@@ -180,7 +180,7 @@ def _summary(
     ]
     for name in units.units:
         channels = units.channel_kl.get(name)
-        used = f"{sum(kl >= 0.01 * units.kl[name] for kl in channels)} of {len(channels)}" if channels else "-"
+        used = f"{units.used_channels(name)} of {len(channels)}" if channels else "-"
         per_channel = ", ".join(f"{kl:.1f}" for kl in channels) if channels else "-"
         lines.append(
             f"| {name} | {units.kl[name]:.2f} | {100 * units.kl[name] / total_kl:.1f}% | "
