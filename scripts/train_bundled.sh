@@ -89,7 +89,8 @@ python scripts/bundle_weights.py runs/hvae-out2-e14/calibrated-mean.pt hvae --da
 # Widened to 128 channels (--init hvae --channels 128: the hvae just bundled, the same function at the start;
 # docs/training.md), trained on a 4-epoch schedule, then resumed on a 12-epoch one (the learning rate following the
 # new length from the step it stood at; about 8 min an epoch with its validation, bf16 autocast on a CPU with
-# AVX-512 BF16), calibrated for samples without the pixel noise and bundled.
+# AVX-512 BF16), calibrated for samples without the pixel noise and bundled (its frozen base as a reference to the
+# bundled cnn, not a copy: rebundling the cnn means rebundling this hvae after it).
 widen_hvae() {
     pyro-sr fit hvae --init hvae --channels 128 --kl constant --elbo meanfield --free-bits 32 --lr 2e-4 \
         --lr-warmup-steps 300 --data cifar10 --data-dir "$DATA" --threads 2 --quiet "$@"

@@ -4,6 +4,7 @@ command and the metrics they scored."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +21,9 @@ from pyro_sr.models.registry import build_model, model_kind
 from pyro_sr.weights.checkpoint import load_checkpoint, save_checkpoint
 
 BUNDLED_MODELS = {"cnn": "cnn.pt", "seed-cnn": "seed-cnn.pt", "vae": "vae.pt", "hvae": "hvae.pt"}
+# Frozen sub-networks that bundled weights may hold as a reference to another bundled model instead of a copy
+# (state-dict prefix -> bundled name): the hvae refines the bundled cnn, whose 6 MB the package need not ship twice.
+SHARED_BUNDLED_PARTS = {"base_cnn.": "cnn"}
 DEFAULT_MODEL = "cnn"
 MODEL_HELP = f"a bundled name ({', '.join(BUNDLED_MODELS)}), a checkpoint file or a run folder"
 
@@ -101,11 +105,56 @@ def checkpoint_location(spec: str | Path) -> tuple[Path, str]:
     return path, _display_name(path)
 
 
+def _state_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names and raw tensor bytes: equal digests mean identical weights."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _bundled_state(name: str) -> dict[str, torch.Tensor]:
+    path = bundled_path(name)
+    if not path.is_file():
+        raise CheckpointError(f"bundled model {name!r} is not installed ({path} missing)")
+    return load_checkpoint(path)["model"]
+
+
+def read_weights(path: str | Path) -> dict[str, Any]:
+    """A checkpoint with every weight in it: the parts that bundled weights share with another bundled model
+    (``SHARED_BUNDLED_PARTS``) are read from that model, refused if it no longer holds the same weights."""
+    checkpoint = load_checkpoint(path)
+    for prefix, ref in (checkpoint.get("shared_weights") or {}).items():
+        part = _bundled_state(ref["bundled"])
+        if _state_digest(part) != ref["sha256"]:
+            raise CheckpointError(
+                f"{path} refines the bundled {ref['bundled']!r} it was trained with, but the installed one holds "
+                "other weights; reinstall pyro-sr or retrain"
+            )
+        checkpoint["model"] = {**checkpoint["model"], **{prefix + key: value for key, value in part.items()}}
+    return checkpoint
+
+
+def _share_bundled_parts(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``state`` without the parts identical to a bundled model's weights, and the references that replace them."""
+    shared = {}
+    for prefix, name in SHARED_BUNDLED_PARTS.items():
+        part = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+        if not part or not bundled_path(name).is_file():
+            continue
+        bundled = _bundled_state(name)
+        if part.keys() == bundled.keys() and all(torch.equal(part[key], bundled[key]) for key in part):
+            state = {key: value for key, value in state.items() if not key.startswith(prefix)}
+            shared[prefix] = {"bundled": name, "sha256": _state_digest(bundled)}
+    return state, shared
+
+
 def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a bundled model by name, or a checkpoint file / run folder by path; ``device`` may be ``auto``."""
     device = resolve_device(device)
     path, name = checkpoint_location(spec)
-    checkpoint = load_checkpoint(path)
+    checkpoint = read_weights(path)
     model = model_from_checkpoint(checkpoint, device)
     kind = model_kind(checkpoint["kind"]).name
     return LoadedModel(name, kind, model, degradation_of(checkpoint), training_record(checkpoint))
@@ -193,13 +242,16 @@ def export_weights(
     out_path: str | Path,
     metrics: dict[str, Any] | None = None,
     sampling: dict[str, Any] | None = None,
+    share_bundled: bool = False,
 ) -> None:
     """Write inference-only weights (no optimizer or RNG state) with metadata and the measured metrics, and with
     ``sampling`` (``predict.sampling.Sampling.to_dict``) as how the model is sampled where the user does not say;
-    without it, the checkpoint's own sampling is kept."""
-    checkpoint = load_checkpoint(checkpoint_path)
+    without it, the checkpoint's own sampling is kept. ``share_bundled`` (for weights bundled with the package)
+    stores a frozen part identical to another bundled model's weights as a reference to it."""
+    checkpoint = read_weights(checkpoint_path)
     meta = {**training_record(checkpoint), "metrics": metrics or {}}
     if sampling is not None:
         meta["sampling"] = sampling
-    payload = {"kind": checkpoint["kind"], "model_config": checkpoint["model_config"], "model": checkpoint["model"]}
-    save_checkpoint({**payload, "meta": meta}, out_path)
+    state, shared = _share_bundled_parts(checkpoint["model"]) if share_bundled else (checkpoint["model"], {})
+    payload = {"kind": checkpoint["kind"], "model_config": checkpoint["model_config"], "model": state}
+    save_checkpoint({**payload, "meta": meta, **({"shared_weights": shared} if shared else {})}, out_path)
